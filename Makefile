@@ -1,0 +1,61 @@
+# The README's two commands: `make run` (the main job) and `make test` (the tests). Each sets itself up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TORCH := torch==2.14.1 torchvision==0.29.1
+NBDEV := nbdev==2.4.14 execnb==0.1.18 fastcore==1.12.4
+FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+.PHONY: run test setup check-export readme docs clean-nbs system-data
+
+run: $(STAMP)
+	$(BIN)/probing-sota run --name quickstart
+
+test: $(STAMP) check-export
+	$(BIN)/python tools/readme.py --check
+	$(BIN)/nbdev_test --n_workers 2
+	$(BIN)/python -m pytest tests -q -rs
+
+setup: $(STAMP)
+
+# A virtual environment, installed once (the stamp is remade when settings.ini or setup.py change).
+$(STAMP): settings.ini setup.py
+	@$(MAKE) --no-print-directory system-data
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q $(NBDEV)
+	$(BIN)/nbdev_export
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+# The real Fashion-MNIST, offline: Debian's dataset-fashion-mnist package (only as root on Debian).
+system-data:
+	@if [ ! -f $(FMNIST) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing dataset-fashion-mnist (the real Fashion-MNIST, offline)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist >/dev/null; } || \
+	  echo "could not install dataset-fashion-mnist: Fashion-MNIST will be downloaded on first use"; \
+	fi
+
+# probing_sota/ must be exactly what nbdev_export makes of nbs/.
+check-export: $(STAMP)
+	@rm -rf .export-snapshot && cp -r probing_sota .export-snapshot
+	@$(BIN)/nbdev_export
+	@if diff -r -q -x __pycache__ .export-snapshot probing_sota; then rm -rf .export-snapshot; echo "export check: probing_sota/ matches nbs/"; \
+	 else rm -rf .export-snapshot; echo "probing_sota/ was out of date with nbs/ (now re-exported): commit it"; exit 1; fi
+
+# README.md from nbs/index.ipynb: nbdev_readme where Quarto is installed, else tools/readme.py.
+readme: $(STAMP)
+	@if command -v quarto >/dev/null; then $(BIN)/nbdev_readme; else $(BIN)/python tools/readme.py; fi
+
+# The docs site: nbdev_docs with Quarto; without it, each notebook as HTML in _docs/.
+docs: $(STAMP) readme
+	@if command -v quarto >/dev/null; then $(BIN)/nbdev_docs; \
+	 else echo "quarto not found: building _docs/ with nbconvert"; \
+	   $(BIN)/jupyter nbconvert --to html --output-dir _docs nbs/*.ipynb >/dev/null && ls _docs; fi
+
+clean-nbs: $(STAMP)
+	$(BIN)/nbdev_clean
