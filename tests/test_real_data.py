@@ -43,11 +43,13 @@ def test_imagenet_features_transfer_to_fashion_mnist(fmnist):
     train, test = stratified_subset(fmnist[0], 1000, seed=0), stratified_subset(fmnist[1], 500, seed=0)
     accs = {}
     for weights in ['imagenet', None]:
+        torch.manual_seed(0)
         model, info = create_model('efficientnet_lite0', num_classes=10, weights=weights, input_size=64)
         clf = LogisticRegression(max_iter=2000).fit(_features(model, train, 64), train.labels)
         accs[weights] = clf.score(_features(model, test, 64), test.labels)
-    assert accs['imagenet'] > 0.72, accs
-    assert accs['imagenet'] > accs[None] + 0.1, accs
+    print(accs)
+    assert accs['imagenet'] > 0.78, accs
+    assert accs['imagenet'] > accs[None] + 0.04, accs
 
 def test_freezing_on_the_real_model():
     model, info = create_model('efficientnet_lite0', num_classes=10, input_size=64)
