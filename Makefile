@@ -31,13 +31,15 @@ $(STAMP): settings.ini setup.py
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
-# The real Fashion-MNIST, offline: Debian's dataset-fashion-mnist package (only as root on Debian).
+# Debian packages (only as root on Debian): the real Fashion-MNIST offline, and Chromium for the gallery's browser tests.
+APT_PKGS := dataset-fashion-mnist chromium
 system-data:
-	@if [ ! -f $(FMNIST) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing dataset-fashion-mnist (the real Fashion-MNIST, offline)"; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
-	  { apt-get update -q >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist >/dev/null; } || \
-	  echo "could not install dataset-fashion-mnist: Fashion-MNIST will be downloaded on first use"; \
+	@missing=""; [ -f $(FMNIST) ] || missing="dataset-fashion-mnist"; command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing $$missing (apt)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null; } || \
+	  echo "could not install $$missing: Fashion-MNIST will be downloaded on first use; browser tests will be skipped"; \
 	fi
 
 # probing_sota/ must be exactly what nbdev_export makes of nbs/.
