@@ -11,7 +11,7 @@ FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 .PHONY: run test setup check-export readme docs clean-nbs system-data
 
 run: $(STAMP)
-	$(BIN)/probing-sota run --name quickstart
+	$(BIN)/probing-sota run --preset quickstart
 
 test: $(STAMP) check-export
 	$(BIN)/python tools/readme.py --check

@@ -12,6 +12,9 @@ from probing_sota.core import get_device
 from probing_sota.models import create_model
 from probing_sota.cam import compute_cams, peer_reference
 
+def sync(dev):
+    if dev.type == 'cuda': torch.cuda.synchronize()
+
 def rate(fn, n_images, repeats, dev):
     fn()  # warm-up
     if dev.type == 'cuda': torch.cuda.synchronize()
@@ -52,8 +55,9 @@ def run_bench(a, dev):
             for x, _, _ in dl: model(x)
     def cams():
         for x, y, _ in dl: compute_cams(model, x, y, info=info)
-    t = time.perf_counter(); evaluate(); t_eval = time.perf_counter() - t
-    t = time.perf_counter(); cams(); t_cam = time.perf_counter() - t
+    if dev.type == 'cuda': evaluate(); cams(); torch.cuda.synchronize()  # warm-up: cuDNN plans for every batch shape, lazy init
+    t = time.perf_counter(); evaluate(); sync(dev); t_eval = time.perf_counter() - t
+    t = time.perf_counter(); cams(); sync(dev); t_cam = time.perf_counter() - t
     print(f"{run}: {len(data)} test images at {info.input_size}px, batch {a.eval_batch}, device {dev}")
     print(f"  plain evaluation  {t_eval:7.1f} s ({len(data)/t_eval:.0f} images/s)")
     print(f"  Grad-CAM, all     {t_cam:7.1f} s ({len(data)/t_cam:.0f} images/s)   {t_cam/t_eval:.2f}x the evaluation time")

@@ -1,0 +1,109 @@
+"The pipeline as a user drives it: `probing-sota run` and `sweep` through papermill, with parameters, resuming and refusing."
+import json, subprocess, sys
+from pathlib import Path
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).parent.parent
+EXE = Path(sys.executable).parent/'probing-sota'
+TINY = ['--preset', 'tiny', '-p', 'device=cpu', '-p', 'train.n_train=128', '-p', 'gradcam.max_images=6', '-p', 'gallery.max_per_set=12']
+
+def cli(*args, cwd=ROOT):
+    return subprocess.run([str(EXE), *map(str, args)], capture_output=True, text=True, timeout=1200, cwd=cwd)
+
+def state(run): return json.loads((run/'pipeline.json').read_text())
+
+def test_run_override_skip_and_rerun_of_changed_stages(tmp_path):
+    run = tmp_path/'tiny'
+    r = cli('run', '--runs', tmp_path, '--name', 'tiny', *TINY, '-p', 'train.epochs=1')
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    st = state(run)['stages']
+    assert all(s['status'] == 'done' for s in st.values()) and {'train', 'evaluate', 'hard_examples', 'gradcam'} <= set(st)
+    # the override reached the stage: recorded, injected into the executed notebook, and obeyed
+    assert json.loads((run/'config.json').read_text())['params']['epochs'] == 1
+    assert len(pd.read_csv(run/'train_log.csv')) == 1  # the notebook's own default is 2 epochs
+    assert 'epochs = 1' in (run/'notebooks/03_train.ipynb').read_text()
+    assert json.loads((run/'cam_summary.json').read_text())['counts']['misclassified'] <= 6
+    for f in ['model/best.pt', 'predictions.csv', 'metrics.json', 'hard/hard_examples.csv', 'cam_metrics.csv', 'gallery.html']:
+        assert (run/f).exists(), f
+    assert 'stage 03 train] done in' in r.stdout and 'elapsed' in r.stdout and str(run/'gallery.html') in r.stdout
+    # the same command again: everything skipped, nothing rewritten
+    mtime = (run/'model/best.pt').stat().st_mtime
+    r = cli('run', '--runs', tmp_path, '--name', 'tiny', *TINY, '-p', 'train.epochs=1')
+    assert r.returncode == 0 and r.stdout.count('skipped') >= 4, r.stdout
+    assert (run/'model/best.pt').stat().st_mtime == mtime
+    # a later stage's parameter changed: that stage and the ones after it run again, training does not
+    r = cli('run', '--runs', tmp_path, '--name', 'tiny', *TINY, '-p', 'train.epochs=1', '-p', 'gradcam.method=hirescam')
+    assert r.returncode == 0, r.stderr
+    assert '[1/' in r.stdout and 'train] done before, skipped' in r.stdout and 'gradcam] done in' in r.stdout
+    assert json.loads((run/'cam_summary.json').read_text())['method'] == 'hirescam'
+    assert (run/'model/best.pt').stat().st_mtime == mtime
+    # a training parameter changed: refused, nothing touched; --force starts over
+    r = cli('run', '--runs', tmp_path, '--name', 'tiny', *TINY, '-p', 'train.epochs=2')
+    assert r.returncode == 2 and 'epochs 1 → 2' in r.stderr and '--force' in r.stderr
+    assert (run/'model/best.pt').stat().st_mtime == mtime
+    r = cli('run', '--runs', tmp_path, '--name', 'tiny', *TINY, '-p', 'train.epochs=2', '--stages', 'train,evaluate', '--force')
+    assert r.returncode == 0, r.stderr
+    assert len(pd.read_csv(run/'train_log.csv')) == 2 and not (run/'gallery.html').exists()
+
+def test_failing_stage_is_named_and_the_run_resumes(tmp_path):
+    run = tmp_path/'broken'
+    r = cli('run', '--runs', tmp_path, '--name', 'broken', *TINY, '-p', 'train.epochs=1', '-p', 'gradcam.layer=blocks.99',
+            '--stages', '3-6')
+    assert r.returncode == 2
+    assert 'Stage 06 (gradcam) failed in cell' in r.stderr and 'blocks.99' in r.stderr
+    assert str(run/'notebooks/06_gradcam.ipynb') in r.stderr and 'resumes at stage 06' in r.stderr
+    st = state(run)['stages']
+    assert [st[s]['status'] for s in ['train', 'evaluate', 'hard_examples', 'gradcam']] == ['done', 'done', 'done', 'failed']
+    assert st['gradcam']['cell'] is not None and 'blocks.99' in st['gradcam']['error']
+    assert (run/'notebooks/06_gradcam.ipynb').exists() and (run/'predictions.csv').exists()
+    r = cli('run', '--runs', tmp_path, '--name', 'broken', *TINY, '-p', 'train.epochs=1', '--stages', '3-6')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count('done before, skipped') == 3 and 'stage 06 gradcam] done in' in r.stdout
+    assert state(run)['stages']['gradcam']['status'] == 'done' and (run/'cam_summary.json').exists()
+
+def test_sweep_writes_the_comparison(tmp_path):
+    r = cli('sweep', '--runs', tmp_path, '--name', 'sw', *TINY, '-p', 'train.epochs=1', '--grid', 'train.strategy=head,last_block',
+            '--stages', 'train,evaluate')
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    df = pd.read_csv(tmp_path/'sw/comparison.csv')
+    assert list(df.label) == ['strategy=head', 'strategy=last_block'] and (df.status == 'done').all()
+    for lab in df.label:  # each number is the run's own
+        m = json.loads((tmp_path/'sw'/lab/'metrics.json').read_text())
+        assert df.set_index('label').loc[lab, 'test_acc'] == pytest.approx(m['accuracy'])
+    assert df.trainable_params.iloc[0] < df.trainable_params.iloc[1]  # head trains fewer parameters than last_block
+    assert (tmp_path/'sw/figures/comparison.png').stat().st_size > 10_000 and 'strategy=head' in (tmp_path/'sw/comparison.md').read_text()
+
+@pytest.mark.parametrize('args, message', [
+    (['--preset', 'quikstart'], "Unknown preset 'quikstart'"),
+    (['-p', 'train.epoch=3'], "Did you mean 'train.epochs'"),
+    (['-p', 'train.epochs=2.5'], 'train.epochs takes int'),
+    (['-p', 'train.lr=fast'], 'train.lr takes float'),
+    (['-p', 'epochs'], 'key=value'),
+    (['-p', 'train.strategy=frozen'], "Unknown strategy 'frozen'"),
+    (['-p', 'run_dir=/tmp/x'], '--name'),
+    (['--stages', 'train,trian'], "missing stage(s) trian"),
+])
+def test_bad_parameters_are_refused_before_anything_runs(tmp_path, args, message):
+    r = cli('run', '--runs', tmp_path, '--name', 'x', *args)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert not (tmp_path/'x').exists()  # nothing was written
+
+def test_bad_config_files_and_folders(tmp_path):
+    bad = tmp_path/'bad.yaml'; bad.write_text("train:\n  epochs: 3\n lr: 1e-3\n")
+    r = cli('run', '--runs', tmp_path, '--config', bad)
+    assert r.returncode == 2 and 'not valid YAML (line 3' in r.stderr
+    good = tmp_path/'good.yaml'; good.write_text("train:\n  epochs: 3\n  lr: 1e-3\ndevice: cpu\n")
+    r = cli('run', '--runs', tmp_path, '--config', good, '-p', 'train.epochs=4', '--dry-run')
+    p = json.loads(r.stdout)
+    assert r.returncode == 0 and p['train']['epochs'] == 4 and p['train']['lr'] == 1e-3 and p['gradcam']['device'] == 'cpu'
+    other = tmp_path/'other'; other.mkdir(); (other/'config.json').write_text('{"params": {}}')
+    r = cli('run', '--runs', tmp_path, '--name', 'other', '--preset', 'tiny')
+    assert r.returncode == 2 and 'made outside the pipeline' in r.stderr and (other/'config.json').exists()
+    notes = tmp_path/'notes'; notes.mkdir(); (notes/'thesis.tex').write_text('keep me')
+    for extra in [[], ['--force']]:
+        r = cli('run', '--runs', tmp_path, '--name', 'notes', '--preset', 'tiny', *extra)
+        assert r.returncode == 2 and 'thesis.tex' in r.stderr and (notes/'thesis.tex').read_text() == 'keep me'
+    (tmp_path/'afile').write_text('x')
+    r = cli('run', '--runs', tmp_path, '--name', 'afile', '--preset', 'tiny')
+    assert r.returncode == 2 and 'is a file' in r.stderr
