@@ -48,9 +48,11 @@ def main():
     ours = DeviceLoader(data, BatchTransform(a.size, train=True, aug=aug), a.batch, shuffle=True, device=dev)
     peer = DataLoader(ArrayDataset(data, sample_transform(a.size, train=True, aug=aug)), a.batch, shuffle=True,
                       num_workers=a.workers, pin_memory=dev.type == 'cuda', persistent_workers=False)
-    if step is not None:  # warm-up of the model alone (cuDNN plans, autocast caches), so neither loader pays for it
-        xw = torch.randn(a.batch, 3, a.size, a.size, device=dev); yw = torch.randint(0, 10, (a.batch,), device=dev)
-        for _ in range(10): step(xw, yw)
+    if step is not None:  # warm-up of the model alone, at both batch shapes (the full one and the last, smaller one):
+        # on CUDA the first step at a new shape builds its cuDNN plans (seconds); whichever loader came first would pay for it
+        for b in {a.batch, len(data) % a.batch} - {0}:
+            xw = torch.randn(b, 3, a.size, a.size, device=dev); yw = torch.randint(0, 10, (b,), device=dev)
+            for _ in range(5): step(xw, yw)
         if dev.type == 'cuda': torch.cuda.synchronize()
     r_ours = timed(((x, y) for x, y, _ in ours), dev, step, a.max_batches)
     r_peer = timed(peer, dev, step, a.max_batches)
