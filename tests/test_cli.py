@@ -19,4 +19,4 @@ def test_stages_lists_every_stage():
 
 def test_bad_nbs_path_is_a_clear_error(tmp_path):
     r = subprocess.run([str(EXE), 'run', '--nbs', str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert r.returncode == 0 and 'No stage notebooks' in r.stdout
+    assert r.returncode == 2 and 'No stage notebooks' in r.stderr and '--nbs' in r.stderr
