@@ -31,10 +31,10 @@ $(STAMP): settings.ini setup.py
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
-# Debian packages (only as root on Debian): the real Fashion-MNIST offline, and Chromium for the gallery's browser tests.
-APT_PKGS := dataset-fashion-mnist chromium
+# Debian packages (only as root on Debian): the real Fashion-MNIST offline, Chromium for the browser tests, npm for the docs' JavaScript.
+APT_PKGS := dataset-fashion-mnist chromium npm
 system-data:
-	@missing=""; [ -f $(FMNIST) ] || missing="dataset-fashion-mnist"; command -v chromium >/dev/null || missing="$$missing chromium"; \
+	@missing=""; [ -f $(FMNIST) ] || missing="dataset-fashion-mnist"; command -v chromium >/dev/null || missing="$$missing chromium"; command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing $$missing (apt)"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null 2>&1 || \
@@ -53,11 +53,12 @@ check-export: $(STAMP)
 readme: $(STAMP)
 	@if command -v quarto >/dev/null; then $(BIN)/nbdev_readme; else $(BIN)/python tools/readme.py; fi
 
-# The docs site: nbdev_docs with Quarto; without it, each notebook as HTML in _docs/.
+# The docs site: nbdev_docs with Quarto; without it, tools/build_docs.py: a page per notebook, the stage notebooks as the
+# quickstart run executed them (run first if need be), widgets and MathJax served from the site itself (npm, once).
 docs: $(STAMP) readme
 	@if command -v quarto >/dev/null; then $(BIN)/nbdev_docs; \
-	 else echo "quarto not found: building _docs/ with nbconvert"; \
-	   $(BIN)/jupyter nbconvert --to html --output-dir _docs nbs/*.ipynb >/dev/null && ls _docs; fi
+	 else echo "quarto not found: building _docs/ from the executed notebooks of runs/quickstart"; \
+	   $(BIN)/probing-sota run --preset quickstart >/dev/null && $(BIN)/python tools/build_docs.py; fi
 
 clean-nbs: $(STAMP)
 	$(BIN)/nbdev_clean
