@@ -75,3 +75,12 @@ def test_missing_quarto_settings_and_run(tmp_path, capsys):
     (tmp_path/'run').mkdir()
     pages = build_docs.build(nbs, tmp_path/'run', tmp_path/'out')
     assert [p.name for p in pages] == ['00_fine.html'] and 'probing_sota' in pages[0].read_text()  # the title from settings.ini
+
+def test_quarto_prerender_runs_without_quarto():
+    "nbdev_docs = nbdev_proc_nbs + quarto render: the first half runs here (it executes the export, import and show_doc cells)."
+    r = subprocess.run([str(Path(sys.executable).parent/'nbdev_proc_nbs')], capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    side = (ROOT/'_proc/sidebar.yml').read_text()
+    assert all(f'- {p.name}' in side for p in (ROOT/'nbs').glob('[0-9][0-9]_*.ipynb')) and '- index.ipynb' in side
+    docs = json.dumps(nbformat.read(ROOT/'_proc/03_train.ipynb', as_version=4).cells)
+    assert '### train_stage' in docs and '# the run directory' in docs  # show_doc with the parameters' comments
