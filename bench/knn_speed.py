@@ -6,7 +6,6 @@ brute-force KNeighborsClassifier and against the textbook two-loop reference, on
 The two loops are far too slow for 600 million pairs: they run on --loop-test test images against the same training set
 and their time is extrapolated linearly (one distance per pair). Prints seconds, accuracies, agreement and the ratios."""
 import argparse, time
-import numpy as np
 from probing_sota.data import load_dataset, stratified_subset
 from probing_sota.baselines import flat_features, knn_predict, knn_two_loops
 

@@ -6,7 +6,7 @@ Stage notebooks (03-09) are shown as the pipeline executed them for the run (rea
 the others (index, 00-02, 10) are executed here, and a notebook that fails stops the build with its name and cell.
 JavaScript (require.js, the Jupyter widgets HTML manager, MathJax 3) is served from the site itself (fetched once with
 npm into .docs-vendor/), so the pages work offline. Where Quarto is installed, `make docs` runs nbdev_docs instead."""
-import argparse, base64, configparser, io, json, re, shutil, subprocess, sys
+import argparse, base64, configparser, io, re, shutil, subprocess, sys
 from pathlib import Path
 import nbformat
 
