@@ -379,9 +379,10 @@ def to_display(x:torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD)->np.ndarray
 class BatchTransform(nn.Module):
     "Resize, augment (per image) and normalise a uint8 B×C×H×W batch on its device."
     def __init__(self, input_size:int, mean=IMAGENET_MEAN, std=IMAGENET_STD, train:bool=False, aug:Augment|None=None,
-                 channels_last:bool=False):
+                 channels_last:bool=False, crop_pct:float=1.0):
         super().__init__()
         self.input_size, self.train_mode, self.aug, self.channels_last = input_size, train, aug or Augment(), channels_last
+        self.crop_pct = crop_pct  # < 1: resize to input_size/crop_pct, then centre-crop (how timm/torchvision weights are evaluated)
         self.register_buffer('mean', torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer('std', torch.tensor(std).view(1, -1, 1, 1), persistent=False)
 
@@ -389,8 +390,9 @@ class BatchTransform(nn.Module):
         "uint8 B×C×H×W -> float B×3×S×S in [0, 1]."
         x = x.float().div_(255)
         if x.shape[1] == 1: x = x.expand(-1, 3, -1, -1)
-        if x.shape[-2:] != (self.input_size, self.input_size):
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode='bilinear', antialias=True, align_corners=False)
+        s = self.input_size; r = s if self.crop_pct >= 1 else int(math.floor(s/self.crop_pct))
+        if x.shape[-2:] != (r, r): x = F.interpolate(x, size=(r, r), mode='bilinear', antialias=True, align_corners=False)
+        if r != s: o = (r - s)//2; x = x[..., o:o + s, o:o + s]
         return x
 
     def crop_flip(self, x, g=None):

