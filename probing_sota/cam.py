@@ -11,13 +11,13 @@ import pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 from .core import ProbingError, ConfigError, check_choice, get_device, save_csv, save_json, save_figure, atomic_write, run_params
 from .data import load_dataset, DeviceLoader, ImageData, to_display, denormalize
-from .models import ModelInfo, model_from_checkpoint, feature_map_sizes, check_cam_resolution, get_spec
+from .models import ModelInfo, model_from_checkpoint, run_model, describe_layer, feature_map_sizes, check_cam_resolution, get_spec
 
 # %% auto #0
 __all__ = ['OUR_METHODS', 'gradcam_map', 'gradcampp_map', 'hirescam_map', 'layercam_map', 'peer_methods', 'cam_methods',
-           'tokens_to_map', 'minmax', 'scale_cams', 'resolve_layer', 'compute_cams', 'peer_reference', 'overlay',
-           'cam_figure', 'pixel_ranks', 'deletion_insertion', 'randomized_copy', 'rank_correlation', 'sanity_check',
-           'cam_stats', 'triptych', 'cams_for_rows', 'cam_stage']
+           'tokens_to_map', 'prefix_tokens', 'as_maps', 'minmax', 'scale_cams', 'resolve_layer', 'compute_cams',
+           'peer_reference', 'peer_agreement', 'overlay', 'cam_figure', 'pixel_ranks', 'deletion_insertion',
+           'randomized_copy', 'rank_correlation', 'sanity_check', 'cam_stats', 'triptych', 'cams_for_rows', 'cam_stage']
 
 # %% ../nbs/06_gradcam.ipynb #1c0cd242
 def gradcam_map(A, G):
@@ -55,12 +55,29 @@ def cam_methods()->list[str]:
     return list(OUR_METHODS) + list(peer_methods())
 
 # %% ../nbs/06_gradcam.ipynb #a4e43310
-def tokens_to_map(t:torch.Tensor)->torch.Tensor:
-    "B×(1+h·w)×C tokens (or B×h×w×C, Swin) -> B×C×h×w."
+def tokens_to_map(t:torch.Tensor, # B×(k+h·w)×C tokens (ViT), or B×h×w×C (Swin)
+                  prefix:int|None=None, # k, the class/register tokens before the patches (default: what a square grid leaves over)
+                 )->torch.Tensor:
+    "ViT tokens without their prefix tokens, on their grid (or Swin's channels-last maps) -> B×C×h×w."
     if t.ndim == 4: return t.permute(0, 3, 1, 2)
-    n = t.shape[1] - 1; s = int(math.isqrt(n))
-    if s*s != n: raise ConfigError(f"{t.shape[1]} tokens do not form a square grid plus a class token: pass reshape= for this model.")
-    return t[:, 1:].reshape(t.shape[0], s, s, t.shape[2]).permute(0, 3, 1, 2)
+    n = t.shape[1]; s = math.isqrt(n - (prefix or 0)); k = n - s*s if prefix is None else prefix
+    if s < 1 or s*s + k != n:
+        raise ConfigError(f"{n} tokens are not {k} prefix tokens and a square grid of patches: pass reshape= for this model.")
+    return t[:, k:].reshape(t.shape[0], s, s, t.shape[2]).permute(0, 3, 1, 2)
+
+def prefix_tokens(model:nn.Module|None)->int|None:
+    "Tokens before the patches: timm's `num_prefix_tokens` (class, register, distillation), 1 for torchvision's ViT; None if unknown."
+    if isinstance(k := getattr(model, 'num_prefix_tokens', None), int): return k
+    return 1 if isinstance(getattr(model, 'class_token', None), nn.Parameter) else None
+
+def as_maps(model:nn.Module|None=None):
+    "A reshape for `model`'s layer outputs: tokens -> maps, channels-last B×h×w×C (Swin) -> B×C×h×w, maps as they are."
+    k = prefix_tokens(model)
+    def reshape(t:torch.Tensor)->torch.Tensor:
+        if t.ndim == 3: return tokens_to_map(t, k)
+        if t.ndim == 4 and t.shape[1] == t.shape[2] != t.shape[3]: return t.permute(0, 3, 1, 2)  # square h×w, then C
+        return t
+    return reshape
 
 # %% ../nbs/06_gradcam.ipynb #9cc5883d
 def minmax(m:torch.Tensor, eps:float=1e-7)->torch.Tensor:
@@ -99,8 +116,9 @@ def compute_cams(model:nn.Module, # the classifier (left in eval mode)
                  layer:str|None=None, info:ModelInfo|None=None, # the target layer (default: info.target_layer)
                  method:str='gradcam', # one of `cam_methods()`
                  size:tuple|None=None, # output (h, w); default: the input's
-                 reshape=None, # tokens -> maps, for transformers (default: automatic for 3-D outputs)
+                 reshape=None, # layer output -> B×C×h×w maps (default: `as_maps(model)`: ViT tokens, Swin's channels-last)
                  bf16:bool|None=None, # bf16 autocast for the forward pass (default: on CUDA); maps are float32
+                 precision:torch.dtype=torch.float32, # dtype of the map arithmetic (float64 measures float32's rounding)
                 )->dict:
     "CAMs for a batch: `cams` (list of B×H×W in [0, 1], one per target set), `targets`, `logits`, `map_size`, `zero` flags."
     method = check_choice(method, cam_methods(), 'method')
@@ -116,7 +134,8 @@ def compute_cams(model:nn.Module, # the classifier (left in eval mode)
     bf16 = x.device.type == 'cuda' if bf16 is None else bf16
     many = isinstance(targets, list) and len(targets) > 0 and (isinstance(targets[0], (list, tuple, np.ndarray, torch.Tensor)) or targets[0] == 'pred')
     target_sets = targets if many else [targets]
-    if method not in OUR_METHODS: return _peer_cams(model, x, target_sets, name, mod, method, size, reshape)
+    rs = reshape or as_maps(model)
+    if method not in OUR_METHODS: return _peer_cams(model, x, target_sets, name, mod, method, size, rs)
     store = {}
     def hook(m, inp, out):
         leaf = out.detach().requires_grad_(True); store['a'] = leaf; return leaf
@@ -128,15 +147,14 @@ def compute_cams(model:nn.Module, # the classifier (left in eval mode)
             logits = model(x)
             A = store['a']
             if A.ndim not in (3, 4): raise ConfigError(f"Layer {name!r} outputs {A.ndim}-D tensors, not maps: choose a convolutional (or token) layer.")
-            rs = reshape or (tokens_to_map if A.ndim == 3 else None)
             pred = logits.argmax(1)
             cams, tsets = [], []
             for i, t in enumerate(target_sets):
                 t = pred if isinstance(t, str) and t == 'pred' else _as_targets(t, len(x), x.device)
                 score = logits.float().gather(1, t[:, None]).sum()
                 G, = torch.autograd.grad(score, A, retain_graph=i < len(target_sets) - 1)
-                Am, Gm = (rs(A.detach()), rs(G)) if rs else (A.detach(), G)
-                cams.append(OUR_METHODS[method](Am.float(), Gm.float())); tsets.append(t)
+                Am, Gm = rs(A.detach()), rs(G)
+                cams.append(OUR_METHODS[method](Am.to(precision), Gm.to(precision))); tsets.append(t)
     finally:
         h.remove()
         for p, f in zip(model.parameters(), flags): p.requires_grad_(f)
@@ -149,8 +167,11 @@ def compute_cams(model:nn.Module, # the classifier (left in eval mode)
 def _peer_cams(model, x, target_sets, name, mod, method, size, reshape):
     "The same call, through pytorch-grad-cam."
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-    with torch.no_grad(): logits = model(x)
-    sizes = feature_map_sizes(model, [name], x.shape[-1])
+    store = {}
+    h = mod.register_forward_hook(lambda m, i, o: store.update(a=o))
+    try:
+        with torch.no_grad(): logits = model(x)
+    finally: h.remove()
     cls = peer_methods()[method]
     out, tsets = [], []
     with cls(model=model, target_layers=[mod], reshape_transform=reshape) as cam:
@@ -160,17 +181,35 @@ def _peer_cams(model, x, target_sets, name, mod, method, size, reshape):
             m = torch.from_numpy(cam(input_tensor=x, targets=[ClassifierOutputTarget(int(c)) for c in t])).to(x.device)
             out.append(scale_cams(m, size)); tsets.append(t)
     zero = torch.stack([(m.flatten(1).max(1).values <= 0) for m in out])
-    return {'cams': out, 'targets': tsets, 'logits': logits, 'map_size': sizes.get(name, (0, 0)), 'zero': zero, 'layer': name, 'method': method}
+    return {'cams': out, 'targets': tsets, 'logits': logits, 'map_size': tuple(reshape(store['a']).shape[-2:]), 'zero': zero, 'layer': name, 'method': method}
 
 # %% ../nbs/06_gradcam.ipynb #26db5d51
 def peer_reference(model, x, targets, layer_module, method:str, reshape=None)->torch.Tensor:
-    "pytorch-grad-cam's normalised maps for `method` (one of OUR_METHODS), for comparison (same input, in the channels-last layout ours uses, so both run the same kernels)."
+    "pytorch-grad-cam's normalised maps for `method` (one of OUR_METHODS), for comparison (same input, in the channels-last layout ours uses, so both run the same kernels; same reshape: `as_maps(model)` by default)."
     import pytorch_grad_cam as pgc
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
     cls = {'gradcam': pgc.GradCAM, 'gradcam++': pgc.GradCAMPlusPlus, 'hirescam': pgc.HiResCAM, 'layercam': pgc.LayerCAM}[method]
-    with cls(model=model, target_layers=[layer_module], reshape_transform=reshape) as cam:
+    with cls(model=model, target_layers=[layer_module], reshape_transform=reshape or as_maps(model)) as cam:
         x = x.contiguous(memory_format=torch.channels_last)
         return torch.from_numpy(cam(input_tensor=x, targets=[ClassifierOutputTarget(int(t)) for t in targets]))
+
+def peer_agreement(model, x, targets, layer:str|None=None, info:ModelInfo|None=None, # as for `compute_cams`
+                   methods=None, # our methods to compare (default: all four)
+                   reshape=None)->pd.DataFrame:
+    "Per method: largest difference from pytorch-grad-cam, our float32 floor (vs float64), the tolerance, and whether they agree; a failure is recorded, not raised."
+    name, mod = resolve_layer(model, layer, info); rows = []
+    for m in methods or OUR_METHODS:
+        try:
+            ours = compute_cams(model, x, targets, name, info, m, reshape=reshape, bf16=False)
+            exact = compute_cams(model, x, targets, name, info, m, reshape=reshape, bf16=False, precision=torch.float64)['cams'][0]
+            ref = peer_reference(model, x, ours['targets'][0].tolist(), mod, m, reshape).to(exact.device)
+            diff, floor = (ours['cams'][0] - ref).abs().max().item(), (ours['cams'][0] - exact).abs().max().item()
+            tol = (3e-4 if m == 'gradcam++' else 1e-4) + 3*floor
+            rows.append({'method': m, 'max_abs_diff': diff, 'float32_floor': floor, 'tolerance': tol, 'agree': diff <= tol, 'error': ''})
+        except Exception as e:
+            rows.append({'method': m, 'max_abs_diff': float('nan'), 'float32_floor': float('nan'), 'tolerance': float('nan'),
+                         'agree': False, 'error': f'{type(e).__name__}: {str(e)[:200]}'})
+    return pd.DataFrame(rows).assign(layer=name)
 
 # %% ../nbs/06_gradcam.ipynb #36d6c6f9
 def overlay(img:np.ndarray, # H×W×3 uint8
@@ -299,17 +338,17 @@ def cams_for_rows(model, info, data, rows:pd.DataFrame, method='gradcam', layer=
         yield x, out, pd.concat(mets)
 
 # %% ../nbs/06_gradcam.ipynb #3de60a5d
-def cam_stage(run_dir, # a run directory with model/best.pt and hard/ (from 03-05)
+def cam_stage(run_dir, # a run directory with a model (trained, or probed) and hard/ (from 03/04-05)
               method:str='gradcam', layer:str|None=None, # the CAM method and target layer (default: the model's)
               max_images:int|None=None, # per set (None: every misclassified and low-confidence example; confident reference: 64)
               batch_size:int=32, device='auto', seed:int=0)->dict:
     "Explain the run's hard examples: CAM overlays, faithfulness, the sanity check and the statistics."
     run_dir = Path(run_dir); dev = get_device(device)
-    for need, stage in [('model/best.pt', '03_train'), ('predictions.csv', '04_evaluate'), ('hard/misclassified.csv', '05_hard_examples')]:
+    for need, stage in [('predictions.csv', '04_evaluate'), ('hard/misclassified.csv', '05_hard_examples')]:
         if not (run_dir/need).exists(): raise ProbingError(f"No {run_dir/need}: run the {stage} stage on {run_dir} first.")
-    model, info = model_from_checkpoint(run_dir/'model/best.pt', device=dev); model.eval()
+    model, info = run_model(run_dir, device=dev); model.eval()  # trained here or brought by the user: the same function
     name, _ = resolve_layer(model, layer, info)
-    size = feature_map_sizes(model, [name], info.input_size)[name]
+    size = describe_layer(model, name, info.input_size)['map_size']  # tokens and channels-last maps measured as the CAMs see them
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter('always'); check_cam_resolution(size, name, info.input_size)
     coarse = [str(m.message) for m in w]

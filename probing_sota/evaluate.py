@@ -9,14 +9,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
-from .core import (ProbingError, ConfigError, get_device, save_csv, save_json, save_npy, save_text, save_figure, run_params)
+from .core import (ProbingError, ConfigError, get_device, save_csv, save_json, save_npy, save_text, save_figure, run_params,
+                               prepare_run_dir, load_checkpoint)
 from .data import load_dataset, stratified_subset, DeviceLoader, BatchTransform, ImageData
-from .models import model_from_checkpoint, ModelInfo
+from .models import model_from_checkpoint, ModelInfo, run_model, load_model_file, checkpoint_model
 
 # %% auto #0
 __all__ = ['EVAL_FILES', 'predict', 'prediction_table', 'calibration_bins', 'expected_calibration_error',
            'classification_metrics', 'plot_confusion', 'confused_pairs', 'plot_reliability', 'evaluate_model',
-           'evaluate_stage']
+           'adopt_model', 'stage_model', 'evaluate_stage']
 
 # %% ../nbs/04_evaluate.ipynb #6c006cab
 @torch.no_grad()
@@ -172,16 +173,61 @@ def evaluate_model(model:nn.Module, # the classifier
     return table, metrics
 
 # %% ../nbs/04_evaluate.ipynb #6cb38bd1
-def evaluate_stage(run_dir, # a run directory with model/best.pt (from the training stage)
-                   checkpoint:str='best', # 'best' or 'last'
-                   dataset:str|None=None, data_root=None, # default: what the run was trained on
-                   n_test:int|None=None, # a stratified subset of the test split (None: all)
-                   tta:bool=False, batch_size:int=256, device='auto', seed:int=0)->dict:
-    "Evaluate the run's model on the test split and write the evaluation files into `run_dir`."
-    run_dir = Path(run_dir); ck = run_dir/'model'/f'{checkpoint}.pt'
-    if not ck.exists(): raise ProbingError(f"No {ck}: run the training stage (03_train) into {run_dir} first.")
-    cfg = run_params(run_dir)
-    model, info = model_from_checkpoint(ck)
-    data = stratified_subset(load_dataset(dataset or cfg.get('dataset'), 'test', data_root=data_root or cfg.get('data_root')), n_test, seed)
+def _triple(text:str|None, what:str)->tuple|None:
+    "'0.5,0.4,0.3' or '0.5' as a 3-tuple of floats."
+    if text is None: return None
+    try: v = tuple(float(t) for t in str(text).split(','))
+    except ValueError: raise ConfigError(f"{what}={text!r}: give three numbers, e.g. {what}=0.485,0.456,0.406 (or one for all channels).") from None
+    if len(v) not in (1, 3): raise ConfigError(f"{what}={text!r}: give three numbers (one per channel) or one.")
+    return v*3 if len(v) == 1 else v
+
+def adopt_model(run_dir, # the run directory that will probe the model
+                weights, # the model file
+                data:ImageData, # the split it is probed on (its classes are the ones the head must score)
+                model_name:str|None=None, classes_file:str|None=None, input_size:int|None=None, mean:str|None=None,
+                std:str|None=None, crop_pct:float|None=None, layer:str|None=None,
+                params:dict|None=None, # the stage's parameters, recorded in config.json
+               )->tuple[nn.Module, ModelInfo]:
+    "Load a model file and make it the run's model: `model/best.pt` and a `config.json` saying where it came from."
+    run_dir = Path(run_dir); ck = run_dir/'model'/'best.pt'
+    if ck.exists() and not load_checkpoint(ck)['meta'].get('origin'):
+        raise ConfigError(f"{run_dir} holds a model trained by its training stage: probe the file into another run "
+                          "(another --name), so that neither result overwrites the other.")
+    model, info = load_model_file(weights, model_name, data.classes, classes_file, input_size, _triple(mean, 'mean'), _triple(std, 'std'),
+                                  crop_pct, layer)  # every check happens here, before anything is written
+    prepare_run_dir(run_dir, {**(params or {}), 'dataset': data.name, 'data_root': data.root if data.name == 'imagefolder' else (params or {}).get('data_root'),
+                              'model_name': info.arch, 'input_size': info.input_size, 'model_origin': info.origin}, exist='resume')
+    checkpoint_model(model, info, ck)
+    return model, info
+
+def stage_model(run_dir, # a run directory with a model (trained by stage 03), or any folder when `weights` is given
+                checkpoint:str='best', # 'best' or 'last'
+                dataset:str|None=None, data_root=None, # default: what the run was trained on
+                n_test:int|None=None, # a stratified subset of the test split (None: all)
+                seed:int=0,
+                weights:str|None=None, # a model file to probe instead (see `adopt_model`)
+                **probe_kw, # model_name, classes_file, input_size, mean, std, crop_pct, layer: how to read that file
+               )->tuple[nn.Module, ModelInfo, ImageData]:
+    "The stage's model and test split: the run's own model, or the model file `weights` made the run's model."
+    run_dir = Path(run_dir); cfg = run_params(run_dir)
+    dataset, data_root = dataset or cfg.get('dataset'), data_root or cfg.get('data_root')
+    if weights is None:
+        extra = {k: v for k, v in probe_kw.items() if v is not None}
+        if extra: raise ConfigError(f"{', '.join(extra)} describe a model file to probe: pass weights= the file too.")
+        model, info = run_model(run_dir, checkpoint)
+    if dataset is None: raise ConfigError("Which data should the model be probed on? Pass dataset= (fashion_mnist, cifar10, imagefolder ...).")
+    data = stratified_subset(load_dataset(dataset, 'test', data_root=data_root), n_test, seed)
+    if weights is not None:
+        params = dict(dataset=dataset, data_root=str(data_root) if data_root else None, n_test=n_test, weights=str(Path(weights).absolute()), **probe_kw)
+        model, info = adopt_model(run_dir, weights, data, params=params, **probe_kw)
+    return model, info, data
+
+def evaluate_stage(run_dir, # a run directory with a model (trained by stage 03), or any folder when `weights` is given
+                   checkpoint:str='best', dataset:str|None=None, data_root=None, n_test:int|None=None, # as for `stage_model`
+                   tta:bool=False, batch_size:int=256, device='auto', seed:int=0,
+                   weights:str|None=None, **probe_kw, # a model file to probe instead, and how to read it (see `adopt_model`)
+                  )->dict:
+    "Evaluate the run's model (or the model file `weights`) on the test split and write the evaluation files into `run_dir`."
+    model, info, data = stage_model(run_dir, checkpoint, dataset, data_root, n_test, seed, weights, **probe_kw)
     _, metrics = evaluate_model(model, data, run_dir, info, tta=tta, batch_size=batch_size, device=device)
     return metrics

@@ -62,10 +62,8 @@ class RunView:
     def model(self):
         "The run's best model and its info, loaded once."
         if self._model is None:
-            from probing_sota.models import model_from_checkpoint
-            ck = self.run_dir/'model/best.pt'
-            if not ck.exists(): raise ProbingError(f"No {ck} to compute CAMs with: run the training stage first.")
-            self._model, self._info = model_from_checkpoint(ck, device=self.device)
+            from probing_sota.models import run_model
+            self._model, self._info = run_model(self.run_dir, device=self.device)
         return self._model, self._info
 
     def region_rows(self, region:str)->pd.DataFrame:

@@ -16,14 +16,14 @@ from .core import (ConfigError, CheckpointError, DataNotFoundError, ProbingError
 from .data import IMAGENET_MEAN, IMAGENET_STD, BatchTransform
 
 # %% auto #0
-__all__ = ['MODELS', 'STRATEGIES', 'ModelSpec', 'register_model', 'timm_spec', 'get_spec', 'torchvision_classifiers',
-           'last_linear', 'torchvision_spec', 'load_state_dict_by_order', 'weights_package_file', 'torchvision_weights',
-           'torch_cache_file', 'imagenet_state_dict', 'feature_map_sizes', 'default_target_layer',
-           'check_cam_resolution', 'find_cam_layer', 'ModelInfo', 'replace_head', 'create_model', 'imagenet_classes',
-           'predict_topk', 'checkpoint_model', 'model_from_checkpoint', 'pickled_classes', 'WeightsFile',
-           'unwrap_state_dict', 'read_weights', 'strip_prefixes', 'arch_candidates', 'read_class_names', 'class_order',
-           'reorder_head', 'load_model_file', 'weights_crop_pct', 'describe_layer', 'phase_strategy', 'freeze',
-           'train_mode', 'param_summary']
+__all__ = ['MODELS', 'LIVE_MODELS', 'STRATEGIES', 'ModelSpec', 'register_model', 'timm_spec', 'get_spec',
+           'torchvision_classifiers', 'last_linear', 'torchvision_spec', 'load_state_dict_by_order',
+           'weights_package_file', 'torchvision_weights', 'torch_cache_file', 'imagenet_state_dict',
+           'feature_map_sizes', 'default_target_layer', 'check_cam_resolution', 'find_cam_layer', 'ModelInfo',
+           'replace_head', 'create_model', 'imagenet_classes', 'predict_topk', 'checkpoint_model',
+           'model_from_checkpoint', 'run_model', 'pickled_classes', 'WeightsFile', 'unwrap_state_dict', 'read_weights',
+           'strip_prefixes', 'arch_candidates', 'read_class_names', 'class_order', 'reorder_head', 'load_model_file',
+           'weights_crop_pct', 'describe_layer', 'phase_strategy', 'freeze', 'train_mode', 'param_summary']
 
 # %% ../nbs/02_models.ipynb #922d6322
 @dataclass
@@ -367,6 +367,24 @@ def model_from_checkpoint(path:str|Path, # a checkpoint written by `checkpoint_m
     try: model.load_state_dict(ck['state_dict'])
     except RuntimeError as e: raise CheckpointError(f"{path} does not fit a {info.arch} ({str(e).splitlines()[0][:160]}).") from None
     return model.to(device), info
+
+LIVE_MODELS = {} # run directory -> (model, info): models probed from memory (`pipeline.probe`), which no file can rebuild
+
+def run_model(run_dir:str|Path, # a run directory
+              checkpoint:str='best', # 'best' or 'last' (a probed model has only 'best')
+              device='cpu')->tuple[nn.Module, ModelInfo]:
+    "The model of a run and its info, whichever made it: the training stage, `probing-sota probe` (a file), or `probe()` (memory)."
+    run_dir = Path(run_dir); key = str(run_dir.resolve())
+    if key in LIVE_MODELS: model, info = LIVE_MODELS[key]; return model.to(device), info
+    ck = run_dir/'model'/f'{checkpoint}.pt'
+    if not ck.exists():
+        raise ProbingError(f"No model in {run_dir} ({ck.name} is missing): train one with the training stage (03_train), or probe your own "
+                           "with `probing-sota probe --model ARCH --weights FILE --data DATASET` (stage 04's weights= parameter).")
+    meta = load_checkpoint(ck)['meta']
+    if str(meta.get('arch', '')).startswith('in-memory:'):
+        raise ProbingError(f"{run_dir} probed a model that was in memory ({meta['arch'][10:]}), which cannot be rebuilt from its file: "
+                           "probe it again in this session, or pass arch= to probe() so that the run can rebuild it.")
+    return model_from_checkpoint(ck, device=device)
 
 # %% ../nbs/02_models.ipynb #01e9b4ed
 def _tensor_dict(o)->bool: return isinstance(o, dict) and bool(o) and all(isinstance(v, torch.Tensor) for v in o.values())

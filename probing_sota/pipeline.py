@@ -12,11 +12,12 @@ from .data import DATASETS, search_roots, find_mnist_files, _CIFAR, offline
 from .models import MODELS, weights_package_file, torch_cache_file
 
 # %% auto #0
-__all__ = ['STAGES', 'PIPELINE_SET', 'BASELINES_QUICK', 'BASELINES_FULL', 'PRESETS', 'STATE', 'SKIP_TAG', 'dataset_location',
-           'weights_location', 'environment_report', 'find_nbs', 'stage_notebooks', 'parse_parameters_cell',
-           'stage_parameters', 'parameter_table', 'coerce', 'resolve_params', 'parse_overrides', 'load_config_file',
-           'preset_params', 'StageFailed', 'prepare_pipeline_dir', 'stage_input', 'run_pipeline', 'expand_grid',
-           'point_label', 'parse_grid', 'run_summary', 'plot_sweep', 'sweep', 'stage_list', 'main']
+__all__ = ['STAGES', 'PIPELINE_SET', 'PROBE_KEYS', 'BASELINES_QUICK', 'BASELINES_FULL', 'PRESETS', 'STATE', 'SKIP_TAG',
+           'PROBE_STAGES', 'dataset_location', 'weights_location', 'environment_report', 'find_nbs', 'stage_notebooks',
+           'parse_parameters_cell', 'stage_parameters', 'parameter_table', 'coerce', 'resolve_params',
+           'parse_overrides', 'load_config_file', 'preset_params', 'StageFailed', 'prepare_pipeline_dir', 'stage_input',
+           'run_pipeline', 'expand_grid', 'point_label', 'parse_grid', 'run_summary', 'plot_sweep', 'sweep',
+           'probe_sources', 'probe_stages', 'stage_list', 'main', 'Probe', 'probe']
 
 # %% ../nbs/10_pipeline.ipynb #5c4bbc6a
 def dataset_location(name:str, data_root=None)->str:
@@ -173,13 +174,35 @@ def _check_sense(params:dict):
         check_choice(t['dataset'], list(DATASETS), 'dataset'); get_spec(t['model_name'])
     for stage, ps in params.items():
         if 'device' in ps: get_device(ps['device'])  # refuses a device this machine lacks, before anything runs
-        for key in ('data_root', 'compare_with', 'weights'):  # paths given must exist ('imagenet' is a source, not a path)
+        for key in ('data_root', 'compare_with', 'weights', 'classes_file'):  # paths given must exist ('imagenet' is a source, not a path)
             v = ps.get(key)
             if v is not None and not (key == 'weights' and v == 'imagenet') and not Path(v).expanduser().exists():
                 raise ConfigError(f"{stage}.{key}={v!r} does not exist: give an existing path" + (" or 'imagenet'/None." if key == 'weights' else '.'))
         if 'method' in ps: check_choice(ps['method'], cam_methods(), f'{stage}.method')
         if 'checkpoint' in ps: check_choice(ps['checkpoint'], ['best', 'last'], f'{stage}.checkpoint')
         if ps.get('dataset') is not None and stage != 'train': check_choice(ps['dataset'], list(DATASETS), f'{stage}.dataset')
+    _check_probe(params.get('evaluate', {}))
+
+PROBE_KEYS = ('model_name', 'classes_file', 'input_size', 'mean', 'std', 'crop_pct', 'layer')  # stage 04's description of a model file
+
+def _check_probe(ev:dict):
+    "Stage 04's model-file parameters: all or nothing, a known architecture, data to probe on."
+    from probing_sota.models import arch_candidates
+    if ev.get('weights') is None:
+        given = [k for k in PROBE_KEYS if ev.get(k) is not None]
+        if given: raise ConfigError(f"evaluate.{given[0]} describes a model file to probe: give the file too (evaluate.weights=FILE, or --weights).")
+        return
+    if ev.get('model_name'): arch_candidates(ev['model_name'])
+    if ev.get('dataset') is None: raise ConfigError("A model file is probed on which data? Set evaluate.dataset (--data fashion_mnist, imagefolder, ...).")
+    if ev['dataset'] == 'imagefolder' and ev.get('data_root') is None: raise ConfigError("--data imagefolder needs --data-root, the folder of class sub-folders.")
+    if ev.get('crop_pct') is not None and not 0 < ev['crop_pct'] <= 1: raise ConfigError(f"crop_pct={ev['crop_pct']} must be in (0, 1]: 0.875 is torchvision's 256→224.")
+
+def _absolute(params:dict)->dict:
+    "Paths in parameters made absolute: the stages run with the notebooks' folder as their working directory."
+    for ps in params.values():
+        for key in ('data_root', 'compare_with', 'weights', 'classes_file'):
+            if isinstance(ps.get(key), str) and ps[key] != 'imagenet': ps[key] = str(Path(ps[key]).expanduser().absolute())
+    return params
 
 def resolve_params(spec:dict, # from `stage_parameters`
                    *sources:tuple, # (origin, mapping) pairs in increasing precedence, e.g. ('preset quickstart', {...})
@@ -192,7 +215,7 @@ def resolve_params(spec:dict, # from `stage_parameters`
             if not targets or stage not in (None, *spec) or key not in spec[targets[0]]: raise _unknown(stage, key, spec, origin)
             for s in targets: params[s][key] = coerce(value, spec[s][key]['kinds'], f'{s}.{key}')
     _check_sense(params)
-    return params
+    return _absolute(params)
 
 # %% ../nbs/10_pipeline.ipynb #15701301
 def parse_overrides(pairs:list[str]|None)->dict:
@@ -476,6 +499,23 @@ def _sources(a)->tuple:
                              (f'--config {a.config}', load_config_file(a.config)) if a.config else None,
                              ('-p', parse_overrides(a.p))] if s)
 
+PROBE_STAGES = ['evaluate', 'hard_examples', 'gradcam', 'gallery', 'baselines', 'report']
+
+def probe_sources(a)->tuple:
+    "The parameter sources of `probing-sota probe`: the preset's later stages, --config, -p, then the flags that describe the model."
+    flags = {'weights': a.weights, 'model_name': a.model, 'dataset': a.data, 'data_root': a.data_root, 'classes_file': a.classes,
+             'input_size': a.input_size, 'mean': a.mean, 'std': a.std, 'crop_pct': a.crop_pct, 'layer': a.layer}
+    later = {s: v for s, v in preset_params(a.preset).items() if s != 'train'}
+    return ((f'preset {a.preset} (stages 04-09)', later),) + _sources(a)[1:] + (('probe flags', {f'evaluate.{k}': v for k, v in flags.items() if v is not None}),)
+
+def probe_stages(params:dict, stages:list|None)->list|None:
+    "A run whose stage 04 probes a model file has no training stage: stages 04-09 unless others are asked for."
+    if params.get('evaluate', {}).get('weights') is None: return stages
+    if stages and 'train' in stages:
+        raise ConfigError("evaluate.weights probes a model file, so the run has no training stage: leave train out of --stages "
+                          "(or train a model here and leave evaluate.weights out).")
+    return stages or PROBE_STAGES
+
 def stage_list(text:str|None)->list|None:
     "Stage names from 'train,evaluate', '3,4' or '3-6' (None: all)."
     if not text: return None
@@ -510,6 +550,19 @@ def main(argv:list[str]|None=None):
     r.add_argument('--dry-run', action='store_true', help='check and print the parameters; run nothing')
     s = sub.add_parser('sweep', help='one run per point of a parameter grid, then a comparison'); _add_run_args(s, None)
     s.add_argument('--grid', action='append', metavar='KEY=V1,V2', help='default: --grid train.strategy=head,last_block,full,two_phase')
+    pr = sub.add_parser('probe', help='probe a model you already have (a weights file): stages 04-09 into runs/<name>/')
+    pr.add_argument('--weights', required=True, help='the model file: torch.save state_dict or checkpoint, safetensors, TorchScript')
+    pr.add_argument('--model', help="its architecture: a torchvision or timm name (timm:NAME / torchvision:NAME to choose); "
+                                    "not needed for this package's checkpoints")
+    pr.add_argument('--data', required=True, help=f"the dataset to probe it on: {', '.join(DATASETS)}")
+    pr.add_argument('--data-root', help='where the data is; for --data imagefolder, the folder of class sub-folders')
+    pr.add_argument('--classes', help="a text file of the model's class names, one per line in output order (if not the dataset's order)")
+    pr.add_argument('--input-size', help="input side in pixels (default: the weights' own)")
+    pr.add_argument('--mean', help="normalisation mean, e.g. 0.5,0.5,0.5 (default: the weights' own)")
+    pr.add_argument('--std', help="normalisation std (default: the weights' own)")
+    pr.add_argument('--crop-pct', help="resize to input_size/crop_pct, then centre-crop (default: the weights' rule; 1: resize only)")
+    pr.add_argument('--layer', help='the Grad-CAM layer (default: found by a probe forward pass)')
+    _add_run_args(pr, None); pr.add_argument('--dry-run', action='store_true', help='check and print the parameters; run nothing')
     a = p.parse_args(argv)
     try:
         nbs = Path(a.nbs) if getattr(a, 'nbs', None) else None
@@ -522,14 +575,15 @@ def main(argv:list[str]|None=None):
             nbs = nbs or find_nbs(); spec = stage_parameters(nbs)
             if not spec: raise ConfigError(f"No stage notebooks (03_train.ipynb … 09_report.ipynb) in {nbs}: pass --nbs with the nbs/ "
                                            "folder of a probing_sota clone, or run from inside one.")
-            sources, stages = _sources(a), stage_list(a.stages)
-            name = a.name or (a.preset if a.cmd == 'run' else f'sweep-{a.preset}')
+            sources, stages = (probe_sources(a) if a.cmd == 'probe' else _sources(a)), stage_list(a.stages)
+            name = a.name or {'run': a.preset, 'sweep': f'sweep-{a.preset}'}.get(a.cmd) or f'probe-{Path(a.weights).stem}'
             if a.cmd == 'sweep':
-                df = sweep(Path(a.runs)/name, sources, parse_grid(a.grid) or None, nbs, stages or ('train', 'evaluate', 'hard_examples'), a.force)
+                stages = probe_stages(resolve_params(spec, *sources), stages) or ('train', 'evaluate', 'hard_examples')
+                df = sweep(Path(a.runs)/name, sources, parse_grid(a.grid) or None, nbs, stages, a.force)
                 print(df.drop(columns=['error'], errors='ignore').to_string(index=False))
                 print(f"Comparison: {(Path(a.runs)/name/'comparison.md').absolute()} and {(Path(a.runs)/name/'figures/comparison.png').absolute()}")
                 return 0 if (df.status == 'done').all() else 1
-            params = resolve_params(spec, *sources)
+            params = resolve_params(spec, *sources); stages = probe_stages(params, stages)
             if a.dry_run:
                 print(json.dumps(params, indent=1)); return 0
             run_dir = (Path(a.runs)/name).absolute()
@@ -539,3 +593,88 @@ def main(argv:list[str]|None=None):
     except ProbingError as e:
         print(f"probing-sota: {e}", file=sys.stderr); return 2
     return 0
+
+# %% ../nbs/10_pipeline.ipynb #868a8808
+class Probe:
+    "A finished probe: its run directory, headline numbers, and the gallery and report to display in a notebook."
+    def __init__(self, run_dir): self.run_dir = Path(run_dir)
+    @property
+    def metrics(self)->dict: return json.loads((self.run_dir/'metrics.json').read_text())
+    @property
+    def hard(self)->pd.DataFrame: return pd.read_csv(self.run_dir/'hard'/'hard_examples.csv')
+    def gallery(self, **kw):
+        "The interactive gallery (ipywidgets) of the hard examples beside their CAMs."
+        from probing_sota.gallery import Gallery
+        return Gallery(self.run_dir, **kw)
+    def report(self, height:int=700):
+        "The report, displayed in the notebook (it is one self-contained HTML file: figures inlined)."
+        import html as _html
+        from IPython.display import HTML
+        doc = (self.run_dir/'report.html').read_text()
+        return HTML(f'<iframe srcdoc="{_html.escape(doc)}" style="width:100%;height:{height}px;border:1px solid #ddd"></iframe>')
+    def __repr__(self):
+        s = run_summary(self.run_dir)
+        return f"Probe({self.run_dir}): " + ', '.join(f'{k} {v:.4g}' if isinstance(v, float) else f'{k} {v}' for k, v in s.items())
+
+def _memory_info(model, data, arch, classes_file, input_size, mean, std, crop_pct, layer):
+    "The `ModelInfo` of a model in memory (a copy of it with its head reordered, if the classes file asks for it)."
+    import copy
+    from probing_sota.models import ModelInfo, last_linear, read_class_names, class_order, reorder_head, find_cam_layer, describe_layer
+    from probing_sota.data import IMAGENET_MEAN, IMAGENET_STD
+    head = last_linear(model); n_out = model.get_submodule(head).out_features
+    if classes_file is not None:
+        names = read_class_names(classes_file)
+        if len(names) != n_out: raise ConfigError(f"The classes file lists {len(names)} classes but the model's head has {n_out} outputs.")
+        model = reorder_head(copy.deepcopy(model), head, class_order(names, data.classes))  # the caller's model is left as it was
+    if n_out != data.num_classes:
+        raise ConfigError(f"The model's head ({head}) has {n_out} outputs but {data.name} has {data.num_classes} classes: probe it on "
+                          "the data it was trained for, or pass classes_file= naming its outputs.")
+    cam = describe_layer(model, layer, input_size) if layer else find_cam_layer(model, input_size)
+    cls = f'{type(model).__module__}.{type(model).__qualname__}'
+    info = ModelInfo(arch or f'in-memory:{cls}', n_out, input_size, tuple(mean or IMAGENET_MEAN), tuple(std or IMAGENET_STD), 'memory',
+                     list(data.classes), head, [], cam['layer'], crop_pct, cam['layout'],
+                     origin={'source': 'memory', 'class': cls, 'format': 'nn.Module', 'target_layer': 'given' if layer else 'found by a probe pass'})
+    return model, info
+
+def probe(model, # any classifier in memory: uint8-derived normalised images in, logits out
+          data, # a dataset name (fashion_mnist, cifar10, imagefolder, ...) or an `ImageData` from `load_dataset`
+          run_dir=None, # where the run goes (default: runs/probe-<class name>)
+          data_root=None, n_test:int|None=None, # where the data is; a stratified subset of its test split (None: all)
+          input_size:int=224, mean:tuple|None=None, std:tuple|None=None, crop_pct:float=1.0, # the model's preprocessing
+          classes_file=None, # the model's class names in output order, if not the dataset's
+          layer:str|None=None, # the Grad-CAM layer (default: found by a probe pass)
+          arch:str|None=None, # its torchvision/timm name, if it is one: then later sessions can rebuild it from the run
+          threshold:float=0.4, method:str='gradcam', max_images:int|None=48, max_per_set:int=60, baselines:bool=False,
+          tta:bool=False, device='auto', seed:int=0)->Probe:
+    "Probe a model already in memory (a notebook's, JupyterLab's or Colab's): stages 04-09 in this process, into a run directory."
+    from probing_sota.core import prepare_run_dir, load_checkpoint
+    from probing_sota.data import load_dataset, stratified_subset
+    from probing_sota.models import checkpoint_model, LIVE_MODELS
+    from probing_sota.evaluate import evaluate_model
+    from probing_sota.hard import hard_stage
+    from probing_sota.cam import cam_stage
+    from probing_sota.gallery import export_gallery_html
+    from probing_sota.report import report_stage
+    if isinstance(data, str): data = load_dataset(data, 'test', data_root=data_root)
+    data = stratified_subset(data, n_test, seed)
+    model, info = _memory_info(model.eval(), data, arch, classes_file, input_size, mean, std, crop_pct, layer)
+    run_dir = Path(run_dir or Path('runs')/f'probe-{type(model).__name__.lower()}').absolute()
+    if (run_dir/'model/best.pt').exists() and not load_checkpoint(run_dir/'model/best.pt')['meta'].get('origin'):
+        raise ConfigError(f"{run_dir} holds a model trained by its training stage: probe into another run_dir.")
+    root = data.root if data.name == 'imagefolder' else data_root
+    prepare_run_dir(run_dir, {'dataset': data.name, 'data_root': str(root) if root else None, 'n_test': n_test, 'model_name': info.arch,
+                              'input_size': input_size, 'model_origin': info.origin}, exist='overwrite', device=get_device(device))
+    checkpoint_model(model, info, run_dir/'model/best.pt'); LIVE_MODELS[str(run_dir.resolve())] = (model, info)
+    timings = {}
+    def step(name, fn, *args, **kw):
+        t0 = time.time(); out = fn(*args, **kw); timings[name] = round(time.time() - t0, 1); return out
+    step('evaluate', evaluate_model, model, data, run_dir, info, tta=tta, device=device)
+    step('hard_examples', hard_stage, run_dir, threshold)
+    step('gradcam', cam_stage, run_dir, method, max_images=max_images, device=device, seed=seed)
+    step('gallery', export_gallery_html, run_dir, max_per_set=max_per_set, method=method)
+    if baselines:
+        from probing_sota.baselines import baselines_stage
+        step('baselines', baselines_stage, run_dir)
+    step('report', report_stage, run_dir)
+    save_json({'params': {'probe': 'in memory'}, 'stages': {k: {'status': 'done', 'seconds': v} for k, v in timings.items()}}, run_dir/STATE)
+    return Probe(run_dir)
