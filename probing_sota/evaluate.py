@@ -195,7 +195,7 @@ def adopt_model(run_dir, # the run directory that will probe the model
                           "(another --name), so that neither result overwrites the other.")
     model, info = load_model_file(weights, model_name, data.classes, classes_file, input_size, _triple(mean, 'mean'), _triple(std, 'std'),
                                   crop_pct, layer)  # every check happens here, before anything is written
-    prepare_run_dir(run_dir, {**(params or {}), 'dataset': data.name, 'data_root': data.root if data.name == 'imagefolder' else (params or {}).get('data_root'),
+    prepare_run_dir(run_dir, {**(params or {}), 'dataset': data.name, 'data_root': data.source if data.name == 'imagefolder' else (params or {}).get('data_root'),
                               'model_name': info.arch, 'input_size': info.input_size, 'model_origin': info.origin}, exist='resume')
     checkpoint_model(model, info, ck)
     return model, info

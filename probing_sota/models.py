@@ -21,9 +21,10 @@ __all__ = ['MODELS', 'LIVE_MODELS', 'STRATEGIES', 'ModelSpec', 'register_model',
            'weights_package_file', 'torchvision_weights', 'torch_cache_file', 'imagenet_state_dict',
            'feature_map_sizes', 'default_target_layer', 'check_cam_resolution', 'find_cam_layer', 'ModelInfo',
            'replace_head', 'create_model', 'imagenet_classes', 'predict_topk', 'checkpoint_model',
-           'model_from_checkpoint', 'run_model', 'pickled_classes', 'WeightsFile', 'unwrap_state_dict', 'read_weights',
-           'strip_prefixes', 'arch_candidates', 'read_class_names', 'class_order', 'reorder_head', 'load_model_file',
-           'weights_crop_pct', 'describe_layer', 'phase_strategy', 'freeze', 'train_mode', 'param_summary']
+           'model_from_checkpoint', 'run_model', 'pickled_classes', 'WeightsFile', 'harmless_globals',
+           'unwrap_state_dict', 'read_weights', 'strip_prefixes', 'arch_candidates', 'read_class_names', 'class_order',
+           'reorder_head', 'load_model_file', 'weights_crop_pct', 'describe_layer', 'phase_strategy', 'freeze',
+           'train_mode', 'param_summary']
 
 # %% ../nbs/02_models.ipynb #922d6322
 @dataclass
@@ -445,6 +446,14 @@ class WeightsFile:
     meta: dict
     digest: str # SHA-256 of the file (16 hex digits)
 
+def harmless_globals()->list:
+    "Classes trainers put beside the weights that only hold data (timm's `args` Namespace, NumPy numbers, paths): safe to rebuild."
+    import argparse, pathlib, types
+    np_core = getattr(np, '_core', None) or np.core
+    dtypes = [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith('DType')] if hasattr(np, 'dtypes') else []
+    return [argparse.Namespace, types.SimpleNamespace, pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePosixPath, pathlib.PureWindowsPath, np.dtype, np.ndarray,
+            np_core.multiarray.scalar, np_core.multiarray._reconstruct, *dtypes]
+
 _NESTED = ('state_dict', 'model_state_dict', 'model', 'state_dict_ema', 'model_ema', 'ema', 'net', 'network', 'module', 'weights', 'params')
 
 def unwrap_state_dict(obj, path:Path)->tuple[dict, str, dict]:
@@ -452,8 +461,9 @@ def unwrap_state_dict(obj, path:Path)->tuple[dict, str, dict]:
     if isinstance(obj, dict) and obj.get('format') == CKPT_FORMAT: return obj['state_dict'], 'probing_sota checkpoint', obj.get('meta', {})
     if _tensor_dict(obj): return obj, 'state_dict', {}
     if isinstance(obj, dict):
+        meta = {'arch': obj['arch']} if isinstance(obj.get('arch'), str) else {}  # timm's train.py records the architecture
         for k in _NESTED:
-            if _tensor_dict(obj.get(k)): return obj[k], f"dict[{k!r}]", {}
+            if _tensor_dict(obj.get(k)): return obj[k], f"dict[{k!r}]", meta
         keys = ', '.join(map(repr, list(obj)[:8]))
         raise CheckpointError(f"{path} holds a dict with keys {keys} and none of them is a state_dict (a mapping of names to tensors). "
                               f"Save the weights alone: torch.save(ckpt[KEY], 'weights.pt') with the key that holds them.")
@@ -483,7 +493,8 @@ def read_weights(path:str|Path, # a .pt/.pth/.ckpt (torch.save), .safetensors or
         try: top, classes = pickled_classes(path)
         except Exception as e: raise _damaged(path, e) from None
         if top and top != 'collections.OrderedDict': _refuse_objects(path, top, classes)  # torch.load refuses the rest
-    try: obj = torch.load(path, map_location='cpu', weights_only=True)
+    try:
+        with torch.serialization.safe_globals(harmless_globals()): obj = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
         if 'Unsupported global' in str(e): _refuse_objects(path, None, re.findall(r'GLOBAL ([\w.]+)', str(e)))
         raise _damaged(path, e) from None
@@ -556,15 +567,18 @@ def reorder_head(model:nn.Module, head:str, order:list[int])->nn.Module:
     return model
 
 # %% ../nbs/02_models.ipynb #3de91221
-def _fitted_candidate(arch:str, sd:dict)->tuple[ModelSpec, nn.Module, dict, list]:
+def _fitted_candidate(arch:str, sd:dict, input_size:int|None=None)->tuple[ModelSpec, nn.Module, dict, list]:
     "The spec `arch` names whose model the weights fit best, with the model, the weights (prefixes gone) and what was stripped."
     best = None
     for name in arch_candidates(arch):
-        spec = get_spec(name); model = _build(spec, spec.input_size); msd = model.state_dict()
+        spec = get_spec(name); model = _build(spec, input_size or spec.input_size); msd = model.state_dict()
         sd2, dropped = strip_prefixes(sd, msd)
         n, bad = _fit(msd, sd2, spec.head)
         if best is None or n > best[0]: best = (n, bad, spec, model, sd2, dropped)
     n, bad, spec, model, sd2, dropped = best
+    if bad and all('pos' in b.split(':')[0] for b in bad):
+        raise CheckpointError(f"The weights fit {spec.name} but for another input size ({bad[0]}): pass the size the model was trained "
+                              f"at (--input-size / input_size=).")
     if bad:
         raise CheckpointError(f"The weights do not fit {spec.name} ({n} of {len(model.state_dict())} tensors match; first mismatches: "
                               f"{'; '.join(bad[:3])}). Pass the architecture the file was saved from (--model), e.g. its exact timm "
@@ -583,12 +597,12 @@ def load_model_file(weights:str|Path, # the file: torch.save state_dict or check
     wf = read_weights(weights); meta = wf.meta
     arch = arch or meta.get('arch')
     if not arch: raise ConfigError(f"{wf.path} ({wf.format}) does not say its architecture: pass it (--model resnet18, model='convnext_tiny', ...).")
-    spec, model, sd, dropped = _fitted_candidate(arch, wf.state_dict)
+    input_size = input_size or meta.get('input_size')
+    spec, model, sd, dropped = _fitted_candidate(arch, wf.state_dict, input_size)
     n_out = tuple(sd[f'{spec.head}.weight'].shape)[0] if f'{spec.head}.weight' in sd else None
     if n_out is None: raise CheckpointError(f"{wf.path} has no {spec.head}.weight: it holds no classifier head for {spec.name}.")
     if n_out != model.get_submodule(spec.head).out_features: replace_head(model, spec.head, n_out)
-    input_size = input_size or meta.get('input_size') or spec.input_size
-    if spec.fixed_input_size and input_size != spec.input_size: model = _build(spec, input_size); replace_head(model, spec.head, n_out)
+    input_size = input_size or spec.input_size
     try: model.load_state_dict(sd, strict=False) if _only_counters(model, sd) else model.load_state_dict(sd)
     except RuntimeError as e: raise CheckpointError(f"{wf.path} does not fit {spec.name} at {input_size}px: {str(e).splitlines()[1].strip()[:200]}") from None
     names, order = read_class_names(class_names) if class_names is not None else list(meta.get('classes') or []), None

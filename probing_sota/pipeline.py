@@ -14,10 +14,11 @@ from .models import MODELS, weights_package_file, torch_cache_file
 # %% auto #0
 __all__ = ['STAGES', 'PIPELINE_SET', 'PROBE_KEYS', 'BASELINES_QUICK', 'BASELINES_FULL', 'PRESETS', 'STATE', 'SKIP_TAG',
            'PROBE_STAGES', 'dataset_location', 'weights_location', 'environment_report', 'find_nbs', 'stage_notebooks',
-           'parse_parameters_cell', 'stage_parameters', 'parameter_table', 'coerce', 'resolve_params',
-           'parse_overrides', 'load_config_file', 'preset_params', 'StageFailed', 'prepare_pipeline_dir', 'stage_input',
-           'run_pipeline', 'expand_grid', 'point_label', 'parse_grid', 'run_summary', 'plot_sweep', 'sweep',
-           'probe_sources', 'probe_stages', 'stage_list', 'main', 'Probe', 'probe']
+           'parse_parameters_cell', 'stage_parameters', 'parameter_table', 'coerce', 'check_model_file',
+           'resolve_params', 'parse_overrides', 'load_config_file', 'preset_params', 'StageFailed',
+           'prepare_pipeline_dir', 'stage_input', 'run_pipeline', 'expand_grid', 'point_label', 'parse_grid',
+           'run_summary', 'plot_sweep', 'sweep', 'probe_sources', 'probe_stages', 'stage_list', 'main', 'Probe',
+           'probe']
 
 # %% ../nbs/10_pipeline.ipynb #5c4bbc6a
 def dataset_location(name:str, data_root=None)->str:
@@ -196,6 +197,16 @@ def _check_probe(ev:dict):
     if ev.get('dataset') is None: raise ConfigError("A model file is probed on which data? Set evaluate.dataset (--data fashion_mnist, imagefolder, ...).")
     if ev['dataset'] == 'imagefolder' and ev.get('data_root') is None: raise ConfigError("--data imagefolder needs --data-root, the folder of class sub-folders.")
     if ev.get('crop_pct') is not None and not 0 < ev['crop_pct'] <= 1: raise ConfigError(f"crop_pct={ev['crop_pct']} must be in (0, 1]: 0.875 is torchvision's 256→224.")
+    check_model_file(ev)
+
+def check_model_file(ev:dict):
+    "Load the file stage 04 will probe against the dataset's classes, so a bad file, name or classes list fails before any stage runs."
+    from probing_sota.data import load_dataset
+    from probing_sota.evaluate import _triple
+    from probing_sota.models import load_model_file
+    classes = load_dataset(ev['dataset'], 'test', data_root=ev.get('data_root')).classes
+    load_model_file(ev['weights'], ev.get('model_name'), classes, ev.get('classes_file'), ev.get('input_size'), _triple(ev.get('mean'), 'mean'),
+                    _triple(ev.get('std'), 'std'), ev.get('crop_pct'), ev.get('layer'))
 
 def _absolute(params:dict)->dict:
     "Paths in parameters made absolute: the stages run with the notebooks' folder as their working directory."
@@ -661,7 +672,7 @@ def probe(model, # any classifier in memory: uint8-derived normalised images in,
     run_dir = Path(run_dir or Path('runs')/f'probe-{type(model).__name__.lower()}').absolute()
     if (run_dir/'model/best.pt').exists() and not load_checkpoint(run_dir/'model/best.pt')['meta'].get('origin'):
         raise ConfigError(f"{run_dir} holds a model trained by its training stage: probe into another run_dir.")
-    root = data.root if data.name == 'imagefolder' else data_root
+    root = data.source if data.name == 'imagefolder' else data_root
     prepare_run_dir(run_dir, {'dataset': data.name, 'data_root': str(root) if root else None, 'n_test': n_test, 'model_name': info.arch,
                               'input_size': input_size, 'model_origin': info.origin}, exist='overwrite', device=get_device(device))
     checkpoint_model(model, info, run_dir/'model/best.pt'); LIVE_MODELS[str(run_dir.resolve())] = (model, info)

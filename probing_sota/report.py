@@ -15,12 +15,12 @@ from .core import ProbingError, save_text, save_figure
 # %% auto #0
 __all__ = ['STAGE_FILES', 'METRIC_ROWS', 'CALIBRATION_MATCH', 'CONFIDENT', 'MIN_EFFECT', 'Z95', 'VERDICT_WORDS', 'SET_NAMES',
            'CAM_COLS', 'DATA_FILES', 'REPORT_CSS', 'MIME', 'Para', 'Bullets', 'Table', 'Figure', 'Cases', 'Links',
-           'Missing', 'Section', 'stage_of', 'RunFiles', 'fmt', 'pct', 'duration', 'run_section', 'metrics_table',
-           'metrics_section', 'training_section', 'per_class_section', 'confusion_section', 'calibration_words',
-           'calibration_section', 'hard_section', 'data_map_blocks', 'worst_cases', 'case_caption', 'cases_section',
-           'compare_means', 'claim_sentence', 'plot_cam_stats', 'cam_stats_section', 'baselines_section',
-           'links_section', 'report_sections', 'report_title', 'formatted', 'markdown_table', 'render_markdown',
-           'data_uri', 'inline_markup', 'html_table', 'html_block', 'render_html', 'report_stage']
+           'Missing', 'Section', 'stage_of', 'RunFiles', 'fmt', 'pct', 'duration', 'run_section', 'model_origin',
+           'metrics_table', 'metrics_section', 'training_section', 'per_class_section', 'confusion_section',
+           'calibration_words', 'calibration_section', 'hard_section', 'data_map_blocks', 'worst_cases', 'case_caption',
+           'cases_section', 'compare_means', 'claim_sentence', 'plot_cam_stats', 'cam_stats_section',
+           'baselines_section', 'links_section', 'report_sections', 'report_title', 'formatted', 'markdown_table',
+           'render_markdown', 'data_uri', 'inline_markup', 'html_table', 'html_block', 'render_html', 'report_stage']
 
 # %% ../nbs/09_report.ipynb #7f2f192d
 @dataclass
@@ -172,8 +172,18 @@ def run_section(rf:RunFiles)->Section:
             ('seed', g('seed')), ('device', fmt(c.get('device', ''))), ('run started', fmt(c.get('written', ''))),
             ('git commit', fmt(c.get('git_commit') or 'unknown')),
             ('libraries', ' · '.join(f'{k} {v}' for k, v in (c.get('versions') or {}).items() if v))]
+    if (o := model_origin(rf)):
+        adapted = ', '.join(x for x in [f"removed key prefixes {' '.join(o['prefixes_removed'])}" if o.get('prefixes_removed') else '',
+                                        'outputs reordered to the dataset\'s classes' if o.get('class_order') == 'reordered' else ''] if x)
+        rows = [r for r in rows if r[0] != 'training images']
+        rows[3:4] = [('model from', o.get('file') or f"memory ({o.get('class', '')})"), ('file format', o.get('format', '')),
+                     ('file sha256', o.get('sha256', '')), ('adapted', adapted or 'nothing')]
     df = pd.DataFrame([r for r in rows if r[1] != ''], columns=['setting', 'value'])
     return Section('run', 'The run', [Table(df)])
+
+def model_origin(rf:RunFiles)->dict|None:
+    "Where a probed model came from (file, format, digest), or None for a model trained by this run."
+    return rf.params.get('model_origin') or None
 
 # %% ../nbs/09_report.ipynb #69770cf7
 METRIC_ROWS = [  # key in metrics.json, name, what it measures
@@ -205,8 +215,8 @@ def metrics_section(rf:RunFiles)->Section:
             sec.blocks.append(Para(f"The predictions average the softmax of each image and of its horizontal flip (test-time augmentation); "
                                    f"the flip changed {m['tta_changed']} of the {m['n']} predictions."))
         sec.summary = f"Accuracy {pct(m['accuracy'])} on {m['n']} test images of {ds}; macro F1 {fmt(m['macro_f1'])}, ECE {fmt(m['ece'])}."
-    if log is None: sec.blocks.append(rf.missing('train_log.csv'))
-    elif len(log):
+    if log is None and model_origin(rf) is None: sec.blocks.append(rf.missing('train_log.csv'))
+    elif log is not None and len(log):
         rows = [('epochs trained', len(log))]
         if 'seconds' in log: rows.append(('training time', duration(log.seconds.sum())))
         if 'images_per_s' in log: rows.append(('images per second (mean)', f'{log.images_per_s.mean():.1f}'))
@@ -228,8 +238,13 @@ def metrics_section(rf:RunFiles)->Section:
 CALIBRATION_MATCH = 0.005  # |mean confidence - accuracy| below this: the report calls the model's confidence matched to its accuracy
 
 def training_section(rf:RunFiles)->Section:
-    "Training curves (figures/training_curves.png) and the training log."
+    "Training curves (figures/training_curves.png) and the training log; for a probed model, where it came from."
     sec = Section('training', 'Training curves')
+    if (o := model_origin(rf)) is not None and not rf.has('train_log.csv'):
+        src = f"the file `{o['file']}` ({o.get('format')}, sha256 {o.get('sha256')})" if o.get('file') else f"memory ({o.get('class')})"
+        sec.blocks.append(Para(f"This model was trained elsewhere and probed from {src}: the run has no training curves, and no "
+                               "training dynamics for the data map."))
+        return sec
     fig, log = 'figures/training_curves.png', rf.csv('train_log.csv')
     sec.blocks.append(Figure(rf.path(fig), 'loss and accuracy per epoch, training and validation') if rf.has(fig) else rf.missing(fig))
     if log is not None:
@@ -326,6 +341,8 @@ def hard_section(rf:RunFiles)->Section:
 def data_map_blocks(rf:RunFiles, s:dict)->list:
     "The data-map regions of the training split (hard/cartography.csv) and figures/data_map.png."
     carto = rf.csv('hard/cartography.csv')
+    if carto is None and model_origin(rf) is not None:
+        return [Para('**Data map.** None: the model was trained elsewhere, so this run has no record of how its training went.')]
     if carto is None:
         why = f" ({s['dynamics']})" if 'dynamics' in s else ' when stage 03_train recorded dynamics.npz'
         return [Para('**Data map.**'), rf.missing('hard/cartography.csv', why)]
