@@ -541,11 +541,12 @@ def _outputs(run_dir:Path):
                     ('cam_summary.json', 'CAM statistics'), ('notebooks', 'executed notebooks')]:
         if (run_dir/f).exists(): print(f"  {what:<20} {run_dir/f}")
 
-def _add_run_args(r, default_name):
-    r.add_argument('--preset', default='quickstart', help=f"one of {', '.join(PRESETS)}")
+def _add_run_args(r, default_name, probe:bool=False):
+    r.add_argument('--preset', default='quickstart', help=f"one of {', '.join(PRESETS)}" + (' (its stages 04-09)' if probe else ''))
     r.add_argument('--config', help='a YAML file of parameters (stage.key: value, or stage: {key: value})')
     r.add_argument('-p', action='append', metavar='KEY=VALUE', help='set a parameter: train.epochs=3, or device=cpu for every stage')
-    r.add_argument('--name', default=default_name, help='the run (sweep) folder under --runs; default: the preset name')
+    r.add_argument('--name', default=default_name, help='the run folder under --runs; default: ' +
+                   ('probe-<weights file name>' if probe else 'the preset name (sweep-<preset> for a sweep)'))
     r.add_argument('--runs', default='runs'); r.add_argument('--nbs', help='the stage notebooks (default: nbs/ of this repository)')
     r.add_argument('--stages', help='only these stages, by name or number: train,evaluate or 3,4')
     r.add_argument('--force', action='store_true', help='start again: clears the run folder')
@@ -573,7 +574,7 @@ def main(argv:list[str]|None=None):
     pr.add_argument('--std', help="normalisation std (default: the weights' own)")
     pr.add_argument('--crop-pct', help="resize to input_size/crop_pct, then centre-crop (default: the weights' rule; 1: resize only)")
     pr.add_argument('--layer', help='the Grad-CAM layer (default: found by a probe forward pass)')
-    _add_run_args(pr, None); pr.add_argument('--dry-run', action='store_true', help='check and print the parameters; run nothing')
+    _add_run_args(pr, None, probe=True); pr.add_argument('--dry-run', action='store_true', help='check and print the parameters; run nothing')
     a = p.parse_args(argv)
     try:
         nbs = Path(a.nbs) if getattr(a, 'nbs', None) else None

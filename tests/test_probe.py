@@ -168,3 +168,15 @@ def test_bad_input_fails_before_anything_is_written(tmp_path, what, make, flags,
     assert r.returncode == 2 and says in r.stderr, r.stderr[-2000:]
     assert 'training stage' not in r.stderr  # advice that fits a file the user brought
     assert not (tmp_path/'runs').exists()
+
+@needs_fmnist
+def test_yaml_config_probes_a_file_through_run(tmp_path):
+    "stage 04's weights parameter makes `run --config` (and sweeps) probe a file: stages 04-09, no training stage."
+    torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), tmp_path/'r18.pt')
+    (tmp_path/'probe.yaml').write_text("evaluate:\n  weights: r18.pt\n  model_name: resnet18\n  dataset: fashion_mnist\n  input_size: 32\n")
+    r = cli('run', '--config', 'probe.yaml', '--preset', 'tiny', '--dry-run', '--nbs', str(NBS), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    params = json.loads(r.stdout)
+    assert params['evaluate']['weights'] == str(tmp_path/'r18.pt') and params['evaluate']['input_size'] == 32
+    r = cli('run', '--config', 'probe.yaml', '--preset', 'tiny', '--stages', '3-5', '--nbs', str(NBS), cwd=tmp_path)
+    assert r.returncode == 2 and 'no training stage' in r.stderr and not (tmp_path/'runs').exists()
