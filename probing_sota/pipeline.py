@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_pipeline.ipynb #3465c6a2
 from __future__ import annotations
-import argparse, sys, time, re, json, inspect, logging, contextlib, tempfile
+import argparse, sys, time, re, json, inspect, logging, contextlib, tempfile, warnings
 from pathlib import Path
 import pandas as pd
 from .core import ProbingError, ConfigError, get_device, device_description, library_versions, save_json, save_csv, save_text, save_figure
@@ -178,7 +178,7 @@ def _check_sense(params:dict):
         for key in ('data_root', 'compare_with', 'weights', 'classes_file'):  # paths given must exist ('imagenet' is a source, not a path)
             v = ps.get(key)
             if v is not None and not (key == 'weights' and v == 'imagenet') and not Path(v).expanduser().exists():
-                raise ConfigError(f"{stage}.{key}={v!r} does not exist: give an existing path" + (" or 'imagenet'/None." if key == 'weights' else '.'))
+                raise ConfigError(f"{stage}.{key}={v!r} does not exist: give an existing path" + (" or 'imagenet'/None." if (stage, key) == ('train', 'weights') else '.'))
         if 'method' in ps: check_choice(ps['method'], cam_methods(), f'{stage}.method')
         if 'checkpoint' in ps: check_choice(ps['checkpoint'], ['best', 'last'], f'{stage}.checkpoint')
         if ps.get('dataset') is not None and stage != 'train': check_choice(ps['dataset'], list(DATASETS), f'{stage}.dataset')
@@ -321,6 +321,10 @@ def prepare_pipeline_dir(run_dir:Path, params:dict, force:bool=False)->dict:
     if state['stages'].get('train', {}).get('status') in ('done', 'running', 'failed') and old.get('train') != params.get('train'):
         raise ConfigError(f"{run_dir} was trained with other parameters ({_diff(old.get('train', {}), params['train'])}). "
                           "Pass --force to train it again with the new ones, or choose another --name.")
+    ow, nw = old.get('evaluate', {}).get('weights'), params.get('evaluate', {}).get('weights')
+    if state['stages'].get('evaluate', {}).get('status') in ('done', 'running', 'failed') and ow != nw:
+        raise ConfigError(f"{run_dir} probed {'the model file ' + ow if ow else 'a model trained here'}, not {nw or 'a model trained here'}: "
+                          "choose another --name for this one, or pass --force to replace that run.")
     for name in STAGES.values():  # a stage whose parameters changed is no longer done
         if old.get(name) != params.get(name) and name in state['stages']: state['stages'][name]['status'] = 'changed'
     state['params'] = params
@@ -394,7 +398,8 @@ def run_pipeline(run_dir:str|Path, # the run directory, runs/<name>
             rows.append({'stage': row.stage, 'name': row.name, 'status': 'skipped', 'seconds': 0.0, 'notebook': str(out)}); continue
         rerun = True
         state['stages'][row.name] = rec = {'status': 'running', 'started': time.strftime('%Y-%m-%dT%H:%M:%S'), 'notebook': str(out)}
-        for name in list(table.name)[i:]:  # everything after this stage must run again
+        later = list(STAGES.values())[list(STAGES.values()).index(row.name) + 1:]
+        for name in later:  # everything after this stage must run again, whether or not it runs now
             if name in state['stages']: state['stages'][name]['status'] = 'pending'
         save_json(state, run_dir/STATE)
         log(f"{tag} running → {out}"); t0 = time.time()
@@ -588,7 +593,7 @@ def main(argv:list[str]|None=None):
             if not spec: raise ConfigError(f"No stage notebooks (03_train.ipynb … 09_report.ipynb) in {nbs}: pass --nbs with the nbs/ "
                                            "folder of a probing_sota clone, or run from inside one.")
             sources, stages = (probe_sources(a) if a.cmd == 'probe' else _sources(a)), stage_list(a.stages)
-            name = a.name or {'run': a.preset, 'sweep': f'sweep-{a.preset}'}.get(a.cmd) or f'probe-{Path(a.weights).stem}'
+            name = a.name or {'run': a.preset, 'sweep': f'sweep-{a.preset}'}.get(a.cmd) or f"probe-{Path(a.weights).name.split('.')[0]}"
             if a.cmd == 'sweep':
                 stages = probe_stages(resolve_params(spec, *sources), stages) or ('train', 'evaluate', 'hard_examples')
                 df = sweep(Path(a.runs)/name, sources, parse_grid(a.grid) or None, nbs, stages, a.force)
@@ -596,6 +601,7 @@ def main(argv:list[str]|None=None):
                 print(f"Comparison: {(Path(a.runs)/name/'comparison.md').absolute()} and {(Path(a.runs)/name/'figures/comparison.png').absolute()}")
                 return 0 if (df.status == 'done').all() else 1
             params = resolve_params(spec, *sources); stages = probe_stages(params, stages)
+            if params.get('evaluate', {}).get('weights') is not None: params.pop('train', None)  # a probe has no training stage
             if a.dry_run:
                 print(json.dumps(params, indent=1)); return 0
             run_dir = (Path(a.runs)/name).absolute()
@@ -623,7 +629,9 @@ class Probe:
         import html as _html
         from IPython.display import HTML
         doc = (self.run_dir/'report.html').read_text()
-        return HTML(f'<iframe srcdoc="{_html.escape(doc)}" style="width:100%;height:{height}px;border:1px solid #ddd"></iframe>')
+        with warnings.catch_warnings():  # IPython suggests IFrame, which cannot take a document inline (srcdoc)
+            warnings.simplefilter('ignore', UserWarning)
+            return HTML(f'<iframe srcdoc="{_html.escape(doc)}" style="width:100%;height:{height}px;border:1px solid #ddd"></iframe>')
     def __repr__(self):
         s = run_summary(self.run_dir)
         return f"Probe({self.run_dir}): " + ', '.join(f'{k} {v:.4g}' if isinstance(v, float) else f'{k} {v}' for k, v in s.items())
@@ -641,6 +649,8 @@ def _memory_info(model, data, arch, classes_file, input_size, mean, std, crop_pc
     if n_out != data.num_classes:
         raise ConfigError(f"The model's head ({head}) has {n_out} outputs but {data.name} has {data.num_classes} classes: probe it on "
                           "the data it was trained for, or pass classes_file= naming its outputs.")
+    from probing_sota.evaluate import _triple
+    mean, std = _triple(mean, 'mean'), _triple(std, 'std')  # checked before anything is written
     cam = describe_layer(model, layer, input_size) if layer else find_cam_layer(model, input_size)
     cls = f'{type(model).__module__}.{type(model).__qualname__}'
     info = ModelInfo(arch or f'in-memory:{cls}', n_out, input_size, tuple(mean or IMAGENET_MEAN), tuple(std or IMAGENET_STD), 'memory',

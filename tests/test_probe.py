@@ -1,5 +1,5 @@
 "Probing a model the user already has: every weights format, every family through every stage, the CLI on real data, bad input."
-import json, subprocess, sys, warnings
+import hashlib, json, subprocess, sys, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch, torchvision, timm
 from PIL import Image
@@ -57,13 +57,15 @@ def test_each_format_is_the_same_model(tmp_path, lib, fmt):
     m = evaluate_stage(tmp_path/'run', dataset='fashion_mnist', n_test=60, weights=str(f), model_name=name, input_size=32, device='cpu')
     check_run(tmp_path/'run', 60)
     origin = run_params(tmp_path/'run')['model_origin']
-    assert origin['file'] == str(f) and len(origin['sha256']) == 16 and origin['format'] in (info.origin['format'],)
+    assert origin['file'] == str(f) and origin['sha256'] == hashlib.sha256(f.read_bytes()).hexdigest() and origin['format'] == info.origin['format']
+    assert origin['preprocessing']['input_size'] == 32 and origin['target_layer'].endswith('(found by a probe pass)')
 
 FAMILIES = {  # name -> (architecture, builder of random weights); small inputs, every family the issue names
     'vit-timm': ('vit_tiny_patch16_224', lambda: timm.create_model('vit_tiny_patch16_224', img_size=64, num_classes=10)),
     'vit-torchvision': ('vit_b_16', lambda: torchvision.models.vit_b_16(image_size=64, num_classes=10)),
     'swin-timm': ('swin_tiny_patch4_window7_224', lambda: timm.create_model('swin_tiny_patch4_window7_224', img_size=64, num_classes=10)),
     'swin-torchvision': ('swin_t', lambda: torchvision.models.swin_t(num_classes=10)),
+    'deit-distilled': ('deit_tiny_distilled_patch16_224', lambda: timm.create_model('deit_tiny_distilled_patch16_224', img_size=64, num_classes=10)),
     'convnext': ('convnext_atto', lambda: timm.create_model('convnext_atto', num_classes=10)),
     'efficientnet': ('efficientnet_b0', lambda: torchvision.models.efficientnet_b0(num_classes=10)),
     'mobilenetv3': ('mobilenetv3_small_050', lambda: timm.create_model('mobilenetv3_small_050', num_classes=10)),
@@ -151,7 +153,8 @@ BAD = [  # (what, how the file is made, extra flags, what the error must say)
     ('empty file', 'empty', ['--model', 'resnet18'], 'is empty (0 bytes)'),
     ('truncated file', 'truncated', ['--model', 'resnet18'], 'corrupt or truncated'),
     ('classes file of the wrong length', 'bare', ['--model', 'resnet18', '--classes', 'nine.txt'], 'lists 9 classes'),
-    ('missing file', 'none', ['--model', 'resnet18'], 'does not exist'),
+    ('missing file', 'none', ['--model', 'resnet18'], 'does not exist: give an existing path.'),
+    ('zero std', 'bare', ['--model', 'resnet18', '--std', '0'], 'must be above 0'),
 ]
 
 @needs_fmnist
@@ -180,3 +183,13 @@ def test_yaml_config_probes_a_file_through_run(tmp_path):
     assert params['evaluate']['weights'] == str(tmp_path/'r18.pt') and params['evaluate']['input_size'] == 32
     r = cli('run', '--config', 'probe.yaml', '--preset', 'tiny', '--stages', '3-5', '--nbs', str(NBS), cwd=tmp_path)
     assert r.returncode == 2 and 'no training stage' in r.stderr and not (tmp_path/'runs').exists()
+
+def test_a_run_folder_probes_one_file(tmp_path):
+    "Two files with one name do not share a run silently; a stage rerun marks every later stage stale, selected or not."
+    from probing_sota.pipeline import prepare_pipeline_dir, run_pipeline
+    a = {'evaluate': {'weights': '/a/r18.pt'}, 'report': {}}; b = {'evaluate': {'weights': '/b/r18.pt'}, 'report': {}}
+    state = prepare_pipeline_dir(tmp_path/'run', a); state['stages']['evaluate'] = {'status': 'done'}
+    (tmp_path/'run'/'pipeline.json').write_text(json.dumps(state))
+    with pytest.raises(Exception, match=r'probed the model file /a/r18.pt, not /b/r18.pt: choose another --name'):
+        prepare_pipeline_dir(tmp_path/'run', b)
+    assert prepare_pipeline_dir(tmp_path/'run', b, force=True)['stages'] == {}
