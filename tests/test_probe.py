@@ -95,6 +95,11 @@ def test_every_family_through_every_stage(tmp_path, family):
 
 EXE = Path(sys.executable).parent/'probing-sota'
 
+def in_process(*args, cwd, monkeypatch):
+    "`probing-sota ARGS` run by its entry point in this process, from `cwd`: no interpreter start, no imports to repeat."
+    from probing_sota.pipeline import main
+    monkeypatch.chdir(cwd); return main(list(args))
+
 def cli(*args, cwd):
     return subprocess.run([str(EXE), *args], cwd=cwd, capture_output=True, text=True, timeout=900)
 
@@ -159,7 +164,8 @@ BAD = [  # (what, how the file is made, extra flags, what the error must say)
 
 @needs_fmnist
 @pytest.mark.parametrize('what,make,flags,says', BAD, ids=[b[0] for b in BAD])
-def test_bad_input_fails_before_anything_is_written(tmp_path, what, make, flags, says):
+def test_bad_input_fails_before_anything_is_written(tmp_path, monkeypatch, capsys, what, make, flags, says):
+    "The command's own entry point, in this process (the checks run before any kernel starts, so nothing else differs)."
     f = tmp_path/'w.pt'
     r18 = torchvision.models.resnet18(num_classes=7 if make == 'bare7' else 10)
     if make in ('bare', 'bare7'): torch.save(r18.state_dict(), f)
@@ -167,22 +173,23 @@ def test_bad_input_fails_before_anything_is_written(tmp_path, what, make, flags,
     elif make == 'empty': f.touch()
     elif make == 'truncated': torch.save(r18.state_dict(), tmp_path/'full.pt'); f.write_bytes((tmp_path/'full.pt').read_bytes()[:100_000])
     (tmp_path/'nine.txt').write_text('\n'.join(f'c{i}' for i in range(9)))
-    r = cli('probe', '--weights', str(f), '--data', 'fashion_mnist', *flags, '--nbs', str(NBS), '--name', 'bad', cwd=tmp_path)
-    assert r.returncode == 2 and says in r.stderr, r.stderr[-2000:]
-    assert 'training stage' not in r.stderr  # advice that fits a file the user brought
+    code = in_process('probe', '--weights', str(f), '--data', 'fashion_mnist', *flags, '--nbs', str(NBS), '--name', 'bad',
+                      cwd=tmp_path, monkeypatch=monkeypatch)
+    err = capsys.readouterr().err
+    assert code == 2 and says in err, err[-2000:]
+    assert 'training stage' not in err  # advice that fits a file the user brought
     assert not (tmp_path/'runs').exists()
 
 @needs_fmnist
-def test_yaml_config_probes_a_file_through_run(tmp_path):
+def test_yaml_config_probes_a_file_through_run(tmp_path, monkeypatch, capsys):
     "stage 04's weights parameter makes `run --config` (and sweeps) probe a file: stages 04-09, no training stage."
     torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), tmp_path/'r18.pt')
     (tmp_path/'probe.yaml').write_text("evaluate:\n  weights: r18.pt\n  model_name: resnet18\n  dataset: fashion_mnist\n  input_size: 32\n")
-    r = cli('run', '--config', 'probe.yaml', '--preset', 'tiny', '--dry-run', '--nbs', str(NBS), cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    params = json.loads(r.stdout)
+    assert in_process('run', '--config', 'probe.yaml', '--preset', 'tiny', '--dry-run', '--nbs', str(NBS), cwd=tmp_path, monkeypatch=monkeypatch) == 0
+    params = json.loads(capsys.readouterr().out)
     assert params['evaluate']['weights'] == str(tmp_path/'r18.pt') and params['evaluate']['input_size'] == 32
-    r = cli('run', '--config', 'probe.yaml', '--preset', 'tiny', '--stages', '3-5', '--nbs', str(NBS), cwd=tmp_path)
-    assert r.returncode == 2 and 'no training stage' in r.stderr and not (tmp_path/'runs').exists()
+    assert in_process('run', '--config', 'probe.yaml', '--preset', 'tiny', '--stages', '3-5', '--nbs', str(NBS), cwd=tmp_path, monkeypatch=monkeypatch) == 2
+    assert 'no training stage' in capsys.readouterr().err and not (tmp_path/'runs').exists()
 
 def test_a_run_folder_probes_one_file(tmp_path):
     "Two files with one name do not share a run silently; a stage rerun marks every later stage stale, selected or not."
