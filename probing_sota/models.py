@@ -243,7 +243,8 @@ def _map_outputs(model:nn.Module, input_size:int, head:str|None)->tuple[list, li
 
 def find_cam_layer(model:nn.Module, input_size:int, min_size:int=7)->dict:
     "The deepest layer whose output is a spatial map of at least `min_size`² that the top class's gradient reaches at more than one place."
-    head = next((n for n, m in reversed(list(model.named_modules())) if isinstance(m, nn.Linear)), None)
+    try: head = last_linear(model)
+    except ConfigError: head = None  # no linear head: the top logit alone is the score
     outs, grads = _map_outputs(model, input_size, head)
     found, width = [], next((o.shape[-1] for _, o, lay, _ in reversed(outs) if lay == 'tokens'), None)
     for (name, o, layout, prefix), g in zip(outs, grads):
@@ -421,7 +422,10 @@ def pickled_classes(path:str|Path)->tuple[str|None, list[str]]:
         if op.name not in ('PROTO', 'FRAME', 'SHORT_BINUNICODE', 'BINUNICODE', 'UNICODE', 'MEMOIZE', 'BINPUT'): first = False
     return top, list(dict.fromkeys(out))
 
-def _plain(c:str)->bool: return c == 'collections.OrderedDict' or c.startswith(('torch._utils.', 'torch.serialization.')) or c.endswith('Storage') or c in ('torch.Size', 'torch.device', 'torch.dtype', 'torch._tensor._rebuild_from_type_v2', 'torch.Tensor')
+def _plain(c:str)->bool:
+    "Is `c` one of the classes any tensor pickle names (storages, rebuild functions)?"
+    return (c == 'collections.OrderedDict' or c.startswith(('torch._utils.', 'torch.serialization.', 'torch._tensor.')) or c.endswith('Storage')
+            or c in ('torch.Size', 'torch.device', 'torch.dtype', 'torch.Tensor'))
 
 def _refuse_objects(path:Path, top:str|None, classes:list[str]):
     objs = ', '.join([c for c in classes if not _plain(c)][:3]) or 'unknown classes'
@@ -459,7 +463,8 @@ def harmless_globals()->list:
     import argparse, pathlib, types
     np_core = getattr(np, '_core', None) or np.core
     dtypes = [getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith('DType')] if hasattr(np, 'dtypes') else []
-    return [argparse.Namespace, types.SimpleNamespace, pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePosixPath, pathlib.PureWindowsPath, np.dtype, np.ndarray,
+    return [argparse.Namespace, types.SimpleNamespace, pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePosixPath,
+            pathlib.PureWindowsPath, np.dtype, np.ndarray,
             np_core.multiarray.scalar, np_core.multiarray._reconstruct, *dtypes]
 
 _NESTED = ('state_dict', 'model_state_dict', 'model', 'state_dict_ema', 'model_ema', 'ema', 'net', 'network', 'module', 'weights', 'params')
