@@ -4,27 +4,30 @@
 
 # %% ../nbs/01_data.ipynb #73a50c91
 from __future__ import annotations
-import os, gzip, pickle, struct, math
+import os, sys, gzip, pickle, struct, math, json, time, hashlib, shutil, warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
-from PIL import Image
-from .core import ConfigError, DataNotFoundError, ProbingError, check_choice, get_device
+from PIL import Image, ImageOps, UnidentifiedImageError
+from .core import ConfigError, DataNotFoundError, ProbingError, check_choice, get_device, save_csv, save_json
 
 # %% auto #0
 __all__ = ['SYNTHETIC_SHAPES', 'SYSTEM_DATA_DIRS', 'DEFAULT_CACHE', 'FASHION_MNIST_CLASSES', 'MNIST_CLASSES', 'IMAGE_EXTS',
-           'DATASETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ImageData', 'make_synthetic', 'read_idx', 'read_cifar_pickle',
-           'search_roots', 'download_root', 'offline', 'find_mnist_files', 'load_image', 'stratified_split',
-           'stratified_subset', 'train_val_split', 'DatasetSpec', 'register_dataset', 'load_dataset',
-           'write_cifar_folder', 'Augment', 'sample_transform', 'denormalize', 'to_display', 'BatchTransform',
-           'show_images', 'mix_batch', 'DeviceLoader']
+           'SPLIT_DIRS', 'DECODER_VERSION', 'DATASETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ImageData', 'make_synthetic',
+           'read_idx', 'read_cifar_pickle', 'search_roots', 'download_root', 'offline', 'find_mnist_files',
+           'folder_layout', 'list_image_folder', 'BadImage', 'decode_image', 'load_image', 'write_image_folder',
+           'plant_bad_files', 'image_cache_dir', 'cache_key', 'decode_all', 'BadImagesError', 'FolderCache',
+           'cache_image_folder', 'CachedImages', 'record_skipped', 'stratified_split', 'stratified_subset',
+           'train_val_split', 'DatasetSpec', 'register_dataset', 'load_dataset', 'write_cifar_folder', 'Augment',
+           'sample_transform', 'denormalize', 'to_display', 'BatchTransform', 'show_images', 'mix_batch', 'parse_bytes',
+           'memory_budget', 'DeviceLoader']
 
 # %% ../nbs/01_data.ipynb #4256327c
 @dataclass
 class ImageData:
-    "A split of an image dataset held in memory as uint8 arrays."
+    "A split of an image dataset as uint8 arrays, in memory or (`CachedImages`) on disk."
     images: np.ndarray # uint8, N×H×W×C (C is 1 or 3)
     labels: np.ndarray # int64, N
     classes: list # class names, indexed by label
@@ -32,6 +35,8 @@ class ImageData:
     split: str = '' # 'train' or 'test' (or 'val' after a split)
     source: str = '' # where it was loaded from
     index: np.ndarray = None # each example's index in the original split
+    files: np.ndarray = None # image folders: each example's file
+    skipped: pd.DataFrame = None # image folders: the files left out (path, reason)
 
     def __post_init__(self):
         if self.index is None: self.index = np.arange(len(self.labels))
@@ -50,7 +55,9 @@ class ImageData:
     def subset(self, idx, split:str|None=None)->ImageData:
         "The examples at positions `idx`, keeping their original indices."
         idx = np.asarray(idx)
-        return replace(self, images=self.images[idx], labels=self.labels[idx], index=self.index[idx], split=split or self.split)
+        images = self.images.take(idx) if isinstance(self.images, CachedImages) else self.images[idx]
+        return replace(self, images=images, labels=self.labels[idx], index=self.index[idx], split=split or self.split,
+                       files=None if self.files is None else self.files[idx])
     def __repr__(self):
         return (f"ImageData({self.name!r}, split={self.split!r}, n={len(self)}, shape={tuple(self.shape)}, "
                 f"classes={self.num_classes}, source={self.source!r})")
@@ -195,35 +202,322 @@ def _download_cifar(name, root, split):
 
 # %% ../nbs/01_data.ipynb #8bdf3e0f
 IMAGE_EXTS = {'.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.tif', '.tiff'}
+SPLIT_DIRS = {'train': ('train',), 'test': ('test', 'val')}  # a folder's splits, by the names people give them
 
-def _list_image_tree(root:Path):
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith('.'))
-    files = [(f, i) for i, c in enumerate(classes) for f in sorted((root/c).rglob('*')) if f.suffix.lower() in IMAGE_EXTS]
+def _walk(root:Path):
+    "Every file under `root` (symlinks followed, each real folder once), sorted, as paths relative to `root`."
+    seen = set()
+    for here, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(here)
+        if real in seen: dirs[:] = []; continue  # a link back up the tree: walked already
+        seen.add(real); dirs.sort()
+        for f in sorted(files): yield (Path(here)/f).relative_to(root)
+
+def folder_layout(root:Path)->dict:
+    """Which folder holds each split: {'train': 'train', 'test': 'val'} for a folder split already; {'': 'train'} or
+    {'': None} (the root) for one tree that the package splits."""
+    tops = {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith('.')}
+    test = next((t for t in SPLIT_DIRS['test'] if t in tops), None)
+    if 'train' in tops and test: return {'train': 'train', 'test': test}
+    return {'': 'train'} if tops == {'train'} else {'': None}
+
+def _place(rel:Path, layout:dict):
+    "(split, class) of a file from its place in the tree, or (None, why it is not an image of the dataset)."
+    parts = rel.parts
+    if any(p.startswith('.') for p in parts): return None, 'hidden (a name starting with a dot)'
+    split = next((s for s, d in layout.items() if d is None or parts[0] == d), None)
+    if split is None:
+        if parts[0] in SPLIT_DIRS['test'] and len(parts) > 1: return None, f"in {parts[0]}/, not used: {layout['test']}/ is the test split"
+        return None, 'outside the split folders ' + ' and '.join(f'{d}/' for d in layout.values())
+    if layout[split] is not None: parts = parts[1:]
+    if len(parts) < 2: return None, 'not inside a class folder'
+    if rel.suffix.lower() not in IMAGE_EXTS: return None, f"not an image file name ({rel.suffix or 'no extension'})"
+    return split, parts[0]
+
+def list_image_folder(root:str|Path)->tuple[list, pd.DataFrame]:
+    """The classes (the union of the class folders of every split, sorted) and one row per file under `root`:
+    its path, split, label, size and modification time, and why it is skipped (empty when it is an image to decode)."""
+    root = Path(root); layout = folder_layout(root); rows = []
+    for rel in _walk(root):
+        split, cls = _place(rel, layout)
+        try: st = (root/rel).stat()
+        except OSError: split, cls, st = None, 'a broken symbolic link' if (root/rel).is_symlink() else 'cannot be read', None
+        rows.append({'path': str(rel), 'split': split, 'class': cls if split is not None else None,
+                     'reason': '' if split is not None else cls, 'size': st.st_size if st else -1, 'mtime_ns': st.st_mtime_ns if st else -1})
+    files = pd.DataFrame(rows, columns=['path', 'split', 'class', 'reason', 'size', 'mtime_ns'])
+    classes = sorted(files['class'].dropna().unique().tolist())
+    files['label'] = files['class'].map({c: i for i, c in enumerate(classes)}).fillna(-1).astype(np.int64)
     return classes, files
 
-def load_image(path:str|Path, size:int)->np.ndarray:
-    "One image file as an RGB uint8 array, shorter side resized to `size` and centre-cropped square."
-    with Image.open(path) as im:
-        im = im.convert('RGB'); w, h = im.size; s = size/min(w, h)
-        im = im.resize((max(size, round(w*s)), max(size, round(h*s))), Image.BILINEAR)
-        w, h = im.size; l, t = (w - size)//2, (h - size)//2
-        return np.asarray(im.crop((l, t, l + size, t + size)))
+# %% ../nbs/01_data.ipynb #56641a9a
+class BadImage(Exception):
+    "A file that cannot be read as an image; the message says why."
 
-def _read_imagefolder(root:Path, split:str, image_size:int=224, test_fraction:float=0.2, seed:int=0):
+def _to_rgb(im:Image.Image)->Image.Image:
+    "Any PIL mode as RGB: 16-bit scaled to 8, transparency over white, palette/CMYK/grayscale converted."
+    if im.mode.startswith('I;16') or im.mode in ('I', 'F'):
+        a = np.asarray(im, dtype=np.float32)
+        if im.mode == 'F' and a.max() <= 1: a = a*255
+        elif im.mode != 'F' and (im.mode.startswith('I;16') or a.max() > 255): a = a/257
+        im = Image.fromarray(a.clip(0, 255).round().astype(np.uint8), 'L')
+    if im.mode in ('RGBA', 'LA', 'PA', 'La', 'RGBa') or 'transparency' in im.info:
+        im = Image.alpha_composite(Image.new('RGBA', im.size, (255, 255, 255, 255)), im.convert('RGBA'))
+    return im.convert('RGB')
+
+def _open_rgb(path:Path, size:int)->Image.Image:
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', Image.DecompressionBombWarning)  # PIL only warns between 1x and 2x its limit
+        with Image.open(path) as im:
+            if im.format == 'JPEG': im.draft('RGB', (size, size))  # decode at 1/2, 1/4 or 1/8 scale when that still covers `size`
+            im.load()  # the first frame of an animation
+            return _to_rgb(ImageOps.exif_transpose(im))
+
+def decode_image(path:str|Path, # an image file
+                 size:int, # the side of the square output
+                )->np.ndarray:
+    "One image file as RGB uint8 `size`×`size`: upright (EXIF), centre square resized; `BadImage` says why a file cannot be read."
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0: raise BadImage('empty file (0 bytes)')
+        im = _open_rgb(path, size)
+    except BadImage: raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise BadImage(f"larger than PIL's decompression-bomb limit of {Image.MAX_IMAGE_PIXELS:,} pixels "
+                       "(if you trust the file, raise PIL.Image.MAX_IMAGE_PIXELS)") from None
+    except UnidentifiedImageError: raise BadImage('not an image: PIL recognises no image format in its content') from None
+    except OSError as e:
+        if 'truncated' in str(e): raise BadImage('truncated: the file ends before the image does') from None
+        raise BadImage(f'corrupt: PIL cannot decode it ({e})') from None
+    except Exception as e: raise BadImage(f'cannot be decoded ({type(e).__name__}: {e})') from None
+    w, h = im.size; m = min(w, h); l, t = (w - m)//2, (h - m)//2
+    return np.asarray(im.resize((size, size), Image.BILINEAR, box=(l, t, l + m, t + m)))
+
+def load_image(path:str|Path, size:int)->np.ndarray:
+    "One image file as an RGB uint8 array, its centre square resized to `size` (`decode_image`, raising on a bad file)."
+    return decode_image(path, size)
+
+# %% ../nbs/01_data.ipynb #53fc0e72
+def write_image_folder(root:str|Path, # the folder to write into
+                       data:ImageData, # the images and labels
+                       split_dir:str|None=None, # e.g. 'train' or 'val': write under root/split_dir/<class>/
+                       fmt:str='png', # file format: png, jpg, bmp, webp ...
+                      )->Path:
+    "Write `data` as an image folder, root/[split_dir/]<class>/<index>.<fmt> (a '/' in a class name becomes '_')."
+    base = Path(root)/(split_dir or '')
+    for im, y, i in zip(data.images, data.labels, data.index):
+        d = base/data.classes[y].replace('/', '_'); d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.asarray(im).squeeze(-1) if np.asarray(im).shape[-1] == 1 else np.asarray(im)).save(d/f'{i:06d}.{fmt}')
+    return Path(root)
+
+def plant_bad_files(folder:str|Path, # a class folder of an image folder, e.g. root/train/cat
+                    photo:np.ndarray|None=None, # an RGB uint8 image to make the odd-but-good files from
+                   )->pd.DataFrame:
+    """Add one file of every kind a real folder holds: unreadable ones (corrupt, truncated, empty, text named .png, a
+    decompression bomb, a broken link), odd readable ones (CMYK, 16-bit, palette with transparency, RGBA, grayscale,
+    EXIF-rotated, animated, a symlink), and ones that are no images (hidden, a .txt). Returns each one's path, kind
+    ('unreadable', 'ignored' or 'readable') and what it is."""
+    d = Path(folder); d.mkdir(parents=True, exist_ok=True)
+    photo = make_synthetic(1, size=48, seed=3).images[0] if photo is None else photo
+    im = Image.fromarray(photo); rows = []
+    def add(name, kind, what): rows.append({'name': name, 'kind': kind, 'what': what})
+    im.save(d/'good_for_truncation.jpg', quality=90); raw = (d/'good_for_truncation.jpg').read_bytes(); (d/'good_for_truncation.jpg').unlink()
+    (d/'truncated.jpg').write_bytes(raw[:len(raw)//2]); add('truncated.jpg', 'unreadable', 'truncated')
+    (d/'corrupt.jpg').write_bytes(b'\xff\xd8\xff\xe0' + np.random.default_rng(0).bytes(2000)); add('corrupt.jpg', 'unreadable', 'corrupt')
+    (d/'empty.png').write_bytes(b''); add('empty.png', 'unreadable', 'empty')
+    (d/'text.png').write_text('not an image\n'); add('text.png', 'unreadable', 'not an image')
+    Image.new('1', (12_000, 12_000)).save(d/'bomb.png'); add('bomb.png', 'unreadable', 'decompression bomb')
+    os.symlink(d/'no_such_file.jpg', d/'broken_link.jpg'); add('broken_link.jpg', 'unreadable', 'broken link')
+    im.convert('CMYK').save(d/'cmyk.jpg'); add('cmyk.jpg', 'readable', 'CMYK')
+    Image.fromarray((np.asarray(im.convert('L')).astype(np.uint16)*257)).save(d/'sixteen_bit.png'); add('sixteen_bit.png', 'readable', '16-bit')
+    pal = im.convert('P', palette=Image.ADAPTIVE, colors=16); pal.info['transparency'] = 0; pal.save(d/'palette.png', transparency=0)
+    add('palette.png', 'readable', 'palette, transparent')
+    rgba = im.convert('RGBA'); rgba.putalpha(128); rgba.save(d/'rgba.png'); add('rgba.png', 'readable', 'RGBA')
+    im.convert('L').save(d/'gray.jpg'); add('gray.jpg', 'readable', 'grayscale')
+    exif = Image.Exif(); exif[0x0112] = 6; im.save(d/'rotated.jpg', exif=exif); add('rotated.jpg', 'readable', 'EXIF orientation 6')
+    im.save(d/'animated.gif', save_all=True, append_images=[im.transpose(Image.FLIP_LEFT_RIGHT)]); add('animated.gif', 'readable', 'animated')
+    os.symlink(d/'gray.jpg', d/'link.jpg'); add('link.jpg', 'readable', 'symlink')
+    (d/'.DS_Store').write_bytes(b'\0\0\0\1Bud1'); add('.DS_Store', 'ignored', 'hidden file')
+    (d/'.ipynb_checkpoints').mkdir(exist_ok=True); im.save(d/'.ipynb_checkpoints'/'copy.jpg'); add('.ipynb_checkpoints/copy.jpg', 'ignored', 'hidden folder')
+    (d/'notes.txt').write_text('labelled by hand\n'); add('notes.txt', 'ignored', 'not an image name')
+    return pd.DataFrame(rows).assign(path=lambda t: [str(d/n) for n in t.name])[['path', 'kind', 'what']]
+
+# %% ../nbs/01_data.ipynb #a5f54b14
+DECODER_VERSION = 1  # bump when decoding changes, so old caches are not reused
+def image_cache_dir()->Path:
+    "Where decoded image folders are kept: `$PROBING_SOTA_CACHE`, else ~/.cache/probing_sota/images."
+    return Path(os.environ.get('PROBING_SOTA_CACHE') or DEFAULT_CACHE.parent/'images').expanduser()
+
+def cache_key(root:Path, files:pd.DataFrame, size:int)->str:
+    "A digest of what the decoded images depend on: the folder, every image file's path, size and mtime, and the image size."
+    h = hashlib.sha256(f'{os.path.realpath(root)}|{size}|{DECODER_VERSION}'.encode())
+    for p, n, t in files[['path', 'size', 'mtime_ns']].itertuples(index=False): h.update(f'\n{p}|{n}|{t}'.encode())
+    return h.hexdigest()[:16]
+
+def _decode_into(out:str, shape:tuple, size:int, jobs:list)->list:
+    "Decode `jobs` [(row, path)] into rows of the uint8 file `out`; return [(row, reason)] for the files that fail."
+    mm = np.memmap(out, np.uint8, 'r+', shape=shape); bad = []
+    for row, path in jobs:
+        try: mm[row] = decode_image(path, size)
+        except BadImage as e: bad.append((row, str(e)))
+    mm.flush(); del mm
+    return bad
+
+def _workers()->int: return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+
+def decode_all(paths:list, out:Path, size:int, workers:int|None=None, chunk:int=64, progress:bool=True)->dict:
+    "Decode `paths` in parallel (processes, all cores) into the uint8 file `out` (N×size×size×3); {row: reason} for bad files."
+    shape = (len(paths), size, size, 3); workers = workers or _workers()
+    np.memmap(out, np.uint8, 'w+', shape=shape).flush()
+    jobs = [list(enumerate(paths))[i:i + chunk] for i in range(0, len(paths), chunk)]
+    jobs = [[(r, p) for r, p in j] for j in jobs]
+    if workers == 1 or len(paths) <= chunk: results = [_decode_into(str(out), shape, size, j) for j in jobs]
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+        from tqdm.auto import tqdm
+        ctx = mp.get_context('fork' if sys.platform == 'linux' else 'spawn')
+        with ProcessPoolExecutor(workers, mp_context=ctx) as ex:
+            futs = [ex.submit(_decode_into, str(out), shape, size, j) for j in jobs]
+            results = [f.result() for f in tqdm(futs, desc=f'decoding {len(paths):,} images', unit='chunk', disable=not progress,
+                                                   leave=False)]
+    return {r: why for res in results for r, why in res}
+
+# %% ../nbs/01_data.ipynb #6a6cff43
+class BadImagesError(ProbingError, ValueError):
+    "Image files that cannot be read, found with `on_bad_image='error'`."
+
+def _short(reason:str)->str: return reason.split(':')[0].split(' (')[0]
+
+def _slug(name:str)->str: return ''.join(c if c.isalnum() or c in '-_' else '_' for c in name)[:40] or 'folder'
+
+def _write_cache(d:Path, root:Path, todo:pd.DataFrame, size:int, progress:bool)->pd.DataFrame:
+    "Decode `todo`'s files into the cache folder `d` (atomically: a finished cache has its meta.json); return path, row, reason."
+    d.mkdir(parents=True, exist_ok=True); t0 = time.perf_counter()
+    bad = decode_all([str(root/p) for p in todo.path], d/'images.u8.part', size, progress=progress)
+    os.replace(d/'images.u8.part', d/'images.u8')
+    decoded = pd.DataFrame({'path': todo.path.values, 'row': np.arange(len(todo)), 'reason': [bad.get(i, '') for i in range(len(todo))]})
+    decoded.to_csv(d/'decoded.csv', index=False)
+    secs = time.perf_counter() - t0
+    save_json({'root': os.path.realpath(root), 'size': size, 'n': len(todo), 'seconds': round(secs, 2), 'decoder': DECODER_VERSION,
+               'workers': _workers()}, d/'meta.json')
+    for old in d.parent.glob(d.name.rsplit('-', 1)[0] + '-*'):  # the same folder at the same size, from before a file changed
+        if old != d and (old/'meta.json').exists() and json.loads((old/'meta.json').read_text()).get('root') == os.path.realpath(root):
+            shutil.rmtree(old, ignore_errors=True)
+    return decoded
+
+@dataclass
+class FolderCache:
+    "An image folder decoded once at one size: where the cache is, every file with its row or the reason it was skipped."
+    root: Path
+    path: Path # the cache folder (images.u8, decoded.csv, meta.json)
+    size: int
+    classes: list
+    files: pd.DataFrame # path, split, class, label, row (-1: no image), reason ('' for an image), unreadable
+    seconds: float # the decode's seconds (0 when read from the cache)
+    @property
+    def images_file(self)->Path: return self.path/'images.u8'
+    @property
+    def n_rows(self)->int: return int(json.loads((self.path/'meta.json').read_text())['n'])
+    @property
+    def skipped(self)->pd.DataFrame: return self.files.loc[self.files.reason != '', ['path', 'reason']].reset_index(drop=True)
+    def summary(self)->str:
+        "What was read, what was skipped and why, and where the cache is."
+        ok = self.files[self.files.row >= 0]; sk = self.files[self.files.reason != '']
+        by = ', '.join(f'{n} {r}' for r, n in sk.reason.map(_short).value_counts().items())
+        splits = ' · '.join(f'{s} {n:,}' for s, n in ok.split.value_counts().sort_index().items() if s)
+        mb = self.images_file.stat().st_size/2**20
+        how = f'decoded in {self.seconds:.1f} s ({len(self.files[self.files.reason == ""])/max(self.seconds, 1e-9):,.0f} images/s, {_workers()} processes)' \
+              if self.seconds else 'read, decoded before'
+        return (f"image folder {self.root}: {len(ok):,} images in {len(self.classes)} classes{' (' + splits + ')' if splits else ''}"
+                + (f"; {len(sk):,} files skipped ({by}), listed in skipped_files.csv" if len(sk) else '')
+                + f"\nimage cache {self.path} ({mb:,.1f} MB at {self.size}x{self.size}): {how}")
+
+def cache_image_folder(root:str|Path, # a folder of class sub-folders (or train/ and test/ or val/ of them)
+                       size:int, # the side the images are decoded at
+                       on_bad_image:str='skip', # 'skip' (listed in `skipped`) or 'error' (fail, listing every unreadable file)
+                       cache_dir:str|Path|None=None, # default $PROBING_SOTA_CACHE or ~/.cache/probing_sota/images
+                       progress:bool=True, verbose:bool=True,
+                      )->FolderCache:
+    "List every file under `root`, decode the images once (in parallel) into a uint8 cache on disk, or reuse the cache."
+    check_choice(on_bad_image, ['skip', 'error'], 'on_bad_image')
+    root = Path(root).expanduser(); classes, files = list_image_folder(root)
+    todo = files[files.reason == '']
+    key = cache_key(root, todo, size); d = Path(cache_dir or image_cache_dir())/f'{_slug(root.resolve().name)}-{size}px-{key}'
+    if (d/'meta.json').exists() and (d/'images.u8').exists(): decoded, secs = pd.read_csv(d/'decoded.csv', keep_default_na=False), 0.0
+    else:
+        t0 = time.perf_counter(); decoded = _write_cache(d, root, todo, size, progress); secs = time.perf_counter() - t0
+    files['row'] = -1; files['unreadable'] = files.reason.str.startswith(('a broken', 'cannot be read'))
+    files.loc[todo.index, 'row'] = decoded.row.values; files.loc[todo.index, 'reason'] = decoded.reason.values
+    files.loc[todo.index, 'unreadable'] = decoded.reason.values != ''
+    files.loc[files.reason != '', 'row'] = -1
+    fc = FolderCache(root, d, size, classes, files, secs)
+    if verbose: print(fc.summary())
+    bad = files[files.unreadable]
+    if on_bad_image == 'error' and len(bad):
+        raise BadImagesError(f"{len(bad)} file(s) under {root} cannot be read as images (on_bad_image='error'); fix or remove them, "
+                             "or pass on_bad_image='skip' to leave them out:\n" + '\n'.join(f'  {p}: {r}' for p, r in bad[['path', 'reason']].values))
+    return fc
+
+# %% ../nbs/01_data.ipynb #daba5277
+class CachedImages:
+    "Rows of a uint8 image file on disk (N×S×S×3), read only when indexed: array-like enough for `ImageData`."
+    dtype, ndim = np.dtype(np.uint8), 4
+    def __init__(self, path:str|Path, n_rows:int, size:int, rows:np.ndarray|None=None):
+        self.path, self.n_rows, self.size = Path(path), n_rows, size
+        self.rows = np.arange(n_rows) if rows is None else np.asarray(rows, np.int64)
+    @property
+    def shape(self): return (len(self.rows), self.size, self.size, 3)
+    @property
+    def row_bytes(self)->int: return self.size*self.size*3
+    @property
+    def nbytes(self)->int: return len(self.rows)*self.row_bytes
+    def __len__(self): return len(self.rows)
+    def take(self, idx)->CachedImages:
+        "The rows at positions `idx`, still on disk."
+        return CachedImages(self.path, self.n_rows, self.size, self.rows[idx])
+    def read(self, idx=slice(None))->np.ndarray:
+        "The images at positions `idx` (any order), read from disk in runs of consecutive rows."
+        rows = np.atleast_1d(self.rows[idx]); order = np.argsort(rows, kind='stable'); srt = rows[order]
+        out = np.empty((len(rows), self.size, self.size, 3), np.uint8); buf = out.reshape(len(rows), self.row_bytes)
+        if len(rows):
+            breaks = np.flatnonzero(np.diff(srt) != 1) + 1
+            inorder = bool((order == np.arange(len(rows))).all()); tmp = buf if inorder else np.empty_like(buf)
+            with open(self.path, 'rb') as f:
+                for a, b in zip(np.r_[0, breaks], np.r_[breaks, len(srt)]):
+                    f.seek(int(srt[a])*self.row_bytes); f.readinto(memoryview(tmp[a:b]).cast('B'))
+            if not inorder: buf[order] = tmp
+        return out
+    def __getitem__(self, idx):
+        if isinstance(idx, (int, np.integer)): return self.read([idx])[0]
+        return self.read(idx)
+    def __array__(self, dtype=None, copy=None):
+        a = self.read(); return a if dtype is None else a.astype(dtype)
+    def __repr__(self): return f"CachedImages({self.path}, n={len(self)}, {self.size}x{self.size}x3)"
+
+# %% ../nbs/01_data.ipynb #c748210e
+def _read_imagefolder(root:Path, split:str, image_size:int=224, test_fraction:float=0.2, seed:int=0, on_bad_image:str='skip',
+                      cache_dir=None, progress:bool=True):
     root = Path(root)
     if not root.is_dir(): return None
-    split_dirs = {'train': root/'train', 'test': root/'test' if (root/'test').is_dir() else root/'val'}
-    presplit = split_dirs['train'].is_dir() and split_dirs['test'].is_dir()
-    classes, files = _list_image_tree(split_dirs[split] if presplit else root)
-    if not files: return None
-    if not presplit:
-        labels = np.array([l for _, l in files])
-        tr, te = stratified_split(labels, test_fraction, seed)
-        files = [files[i] for i in sorted(tr if split == 'train' else te)]
-    images = np.stack([load_image(f, image_size) for f, _ in files])
-    data = ImageData(images, np.array([l for _, l in files], np.int64), classes, 'imagefolder', split, str(root))
-    data.files = [str(f) for f, _ in files]
-    return data
+    fc = cache_image_folder(root, image_size, on_bad_image, cache_dir, progress)
+    ok = fc.files[fc.files.row >= 0].reset_index(drop=True)
+    if not len(ok):
+        if not (fc.files.reason == '').any(): return None
+        raise DataNotFoundError(f"None of the {int((fc.files.reason == '').sum())} image files under {root} can be read: "
+                                f"see the reasons in {fc.path/'decoded.csv'}.")
+    if (ok.split == '').all():  # one tree: split here, stratified, the same way for every stage
+        tr, te = stratified_split(ok.label.values, test_fraction, seed)
+        ok = ok.iloc[tr if split == 'train' else te]
+    else: ok = ok[ok.split == split]
+    if not len(ok): raise DataNotFoundError(f"The {split} split of {root} holds no readable image: see skipped_files.csv.")
+    images = CachedImages(fc.images_file, fc.n_rows, image_size, ok.row.values)
+    return ImageData(images, ok.label.values.astype(np.int64), fc.classes, 'imagefolder', split, str(root),
+                     files=np.array([str(root/p) for p in ok.path]), skipped=fc.skipped.assign(path=lambda d: [str(root/p) for p in d.path]))
+
+def record_skipped(run_dir:str|Path, data:ImageData)->Path|None:
+    "Write `data`'s skipped files (path, reason) into the run as skipped_files.csv (image folders; other datasets skip nothing)."
+    if data.skipped is None: return None
+    return save_csv(data.skipped, Path(run_dir)/'skipped_files.csv')
 
 # %% ../nbs/01_data.ipynb #c2a8c56c
 def stratified_split(labels:np.ndarray, # the labels to stratify on
@@ -287,7 +581,7 @@ def load_dataset(name:str, # a registry name: fashion_mnist, mnist, cifar10, cif
                  split:str='train', # 'train' or 'test'
                  data_root:str|Path|None=None, # where to look first (and where a download goes)
                  download:bool|None=None, # None: download only if found nowhere and not offline; False: never
-                 **kwargs, # imagefolder: image_size, test_fraction, seed; synthetic: n, num_classes, size, seed
+                 **kwargs, # imagefolder: image_size, test_fraction, seed, on_bad_image, cache_dir, progress; synthetic: n, num_classes, size, seed
                 )->ImageData:
     "Find and load a dataset split, searching `data_root`, `$PROBING_SOTA_DATA`, system packages, then downloading."
     spec = DATASETS.get(name)
@@ -468,9 +762,26 @@ def mix_batch(x:torch.Tensor, y:torch.Tensor, num_classes:int, aug:Augment)->tup
     if not ops: return x, F.one_hot(y, num_classes).float()
     return (ops[0] if len(ops) == 1 else v2.RandomChoice(ops))(x, y)
 
+# %% ../nbs/01_data.ipynb #e67ff00c
+def parse_bytes(text:str|int|float)->int:
+    "'8G', '512M', '1.5GB', '2GiB' or a number of bytes as bytes."
+    s = str(text).strip().upper().removesuffix('IB').removesuffix('B')
+    mult = {'K': 2**10, 'M': 2**20, 'G': 2**30, 'T': 2**40}.get(s[-1:], 1)
+    try: return int(float(s[:-1] if mult > 1 else s)*mult)
+    except ValueError: raise ConfigError(f"{text!r} is not a size: write it like 8G, 512M or 1.5G.") from None
+
+def memory_budget(device='cpu')->int:
+    """Bytes of images a loader may hold on `device`: `$PROBING_SOTA_MAX_MEMORY` if set, else a quarter of the machine's RAM
+    (CPU) or half of the GPU's memory (CUDA); the rest of a larger dataset is read from its cache on disk per batch."""
+    if os.environ.get('PROBING_SOTA_MAX_MEMORY'): return parse_bytes(os.environ['PROBING_SOTA_MAX_MEMORY'])
+    dev = torch.device(device)
+    if dev.type == 'cuda': return torch.cuda.get_device_properties(dev).total_memory//2
+    try: return os.sysconf('SC_PAGE_SIZE')*os.sysconf('SC_PHYS_PAGES')//4
+    except (ValueError, OSError, AttributeError): return 4*2**30
+
 # %% ../nbs/01_data.ipynb #65dd90c6
 class DeviceLoader:
-    "Batches of a whole `ImageData` held on `device`, transformed there."
+    "Batches of an `ImageData` held on `device` (as much of it as `max_memory` allows; the rest read from disk), transformed there."
     def __init__(self, data:ImageData, # the split to iterate over
                  transform:BatchTransform, # resize/augment/normalise, built for the model
                  batch_size:int=256, # images per batch
@@ -478,11 +789,16 @@ class DeviceLoader:
                  device='auto', # where the data and the batches live
                  seed:int=0, # seeds the order and the augmentation
                  drop_last:bool=False, # drop a last, smaller batch?
+                 max_memory:int|None=None, # bytes of images to keep on the device (default `memory_budget`); cached images only
                 ):
         if batch_size < 1: raise ConfigError(f"batch_size={batch_size}: it must be at least 1.")
         self.data, self.batch_size, self.shuffle, self.drop_last = data, batch_size, shuffle, drop_last
         self.device = get_device(device)
-        imgs = torch.from_numpy(np.ascontiguousarray(data.images)).permute(0, 3, 1, 2)
+        cached = isinstance(data.images, CachedImages)
+        budget = (memory_budget(self.device) if max_memory is None else max_memory) if cached else None
+        self.n_resident = min(len(data), budget//data.images.row_bytes) if cached else len(data)
+        head = data.images.read(slice(0, self.n_resident)) if cached else data.images
+        imgs = torch.from_numpy(np.ascontiguousarray(head)).permute(0, 3, 1, 2)
         if self.device.type == 'cuda': imgs = imgs.pin_memory()
         self.images = imgs.to(self.device, non_blocking=True)
         self.labels = torch.from_numpy(data.labels).to(self.device)
@@ -490,14 +806,36 @@ class DeviceLoader:
         self.generator = torch.Generator(self.device).manual_seed(seed)
         self.epoch = 0
 
+    @property
+    def streaming(self)->bool: return self.n_resident < len(self.data)
+
     def __len__(self):
         n = len(self.data)
         return n//self.batch_size if self.drop_last else math.ceil(n/self.batch_size)
 
+    def gather(self, idx:torch.Tensor)->torch.Tensor:
+        "The uint8 images at positions `idx`: from the device where they are held, else read from disk."
+        if not self.streaming: return self.images[idx]
+        i = idx.cpu().numpy(); held = i < self.n_resident
+        out = torch.empty((len(i), *self.images.shape[1:]), dtype=torch.uint8, device=self.device)
+        if held.any(): m = torch.from_numpy(held).to(self.device); out[m] = self.images[idx[m]]
+        if (~held).any():
+            disk = torch.from_numpy(self.data.images.read(i[~held])).permute(0, 3, 1, 2)
+            out[torch.from_numpy(~held).to(self.device)] = disk.to(self.device, non_blocking=True)
+        return out
+
     def __iter__(self):
         n = len(self.data)
         order = torch.randperm(n, device=self.device, generator=self.generator) if self.shuffle else torch.arange(n, device=self.device)
-        for i in range(len(self)):
-            idx = order[i*self.batch_size:(i + 1)*self.batch_size]
-            yield self.transform(self.images[idx], self.generator), self.labels[idx], idx
+        batches = [order[i*self.batch_size:(i + 1)*self.batch_size] for i in range(len(self))]
+        if self.streaming:  # read the next batch from disk while this one is used
+            from concurrent.futures import ThreadPoolExecutor
+            with ThreadPoolExecutor(1) as ex:
+                nxt = ex.submit(self.gather, batches[0]) if batches else None
+                for k, idx in enumerate(batches):
+                    imgs = nxt.result()
+                    if k + 1 < len(batches): nxt = ex.submit(self.gather, batches[k + 1])
+                    yield self.transform(imgs, self.generator), self.labels[idx], idx
+        else:
+            for idx in batches: yield self.transform(self.images[idx], self.generator), self.labels[idx], idx
         self.epoch += 1
