@@ -15,9 +15,10 @@ from .data import load_dataset, stratified_subset, DeviceLoader, BatchTransform,
 from .models import model_from_checkpoint, ModelInfo, run_model, load_model_file, checkpoint_model
 
 # %% auto #0
-__all__ = ['EVAL_FILES', 'predict', 'prediction_table', 'calibration_bins', 'expected_calibration_error',
-           'classification_metrics', 'plot_confusion', 'confused_pairs', 'plot_reliability', 'evaluate_model',
-           'adopt_model', 'stage_model', 'evaluate_stage']
+__all__ = ['NO_TEST_IMAGES', 'NEVER_PREDICTED', 'EVAL_FILES', 'predict', 'prediction_table', 'calibration_bins',
+           'expected_calibration_error', 'classification_metrics', 'classification_report_text', 'row_shares',
+           'plot_confusion', 'confused_pairs', 'plot_reliability', 'evaluate_model', 'adopt_model', 'stage_model',
+           'evaluate_stage']
 
 # %% ../nbs/04_evaluate.ipynb #6c006cab
 @torch.no_grad()
@@ -89,31 +90,72 @@ def expected_calibration_error(confidence, correct, n_bins:int=15)->float:
     g = calibration_bins(np.asarray(confidence), np.asarray(correct), n_bins).dropna()
     return float((g['count']*(g.accuracy - g.confidence).abs()).sum()/g['count'].sum())
 
+NO_TEST_IMAGES = 'no test images'  # the note of a class the test split does not hold
+NEVER_PREDICTED = 'never predicted: precision 0 by convention'  # scikit-learn's zero_division=0
+
+def _finite_or_none(v):
+    "A metric for metrics.json: NaN/inf (undefined) become null, never a number."
+    return None if isinstance(v, float) and not np.isfinite(v) else v
+
 def classification_metrics(table:pd.DataFrame, classes:list)->tuple[dict, pd.DataFrame, np.ndarray]:
-    "Overall metrics (dict), per-class precision/recall/F1 (DataFrame) and the confusion matrix."
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, precision_recall_fscore_support, f1_score
+    "Overall metrics, per-class precision/recall/F1 and the confusion matrix; classes without test images named, not scored."
+    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
     y, yp, labels = table.label.values, table.pred.values, list(range(len(classes)))
     prec, rec, f1, sup = precision_recall_fscore_support(y, yp, labels=labels, zero_division=0)
-    per_class = pd.DataFrame({'class': classes, 'precision': prec, 'recall': rec, 'f1': f1, 'support': sup})
-    m = {'n': int(len(table)), 'accuracy': float(accuracy_score(y, yp)), 'balanced_accuracy': float(balanced_accuracy_score(y, yp)),
-         'macro_f1': float(f1_score(y, yp, labels=labels, average='macro', zero_division=0)),
+    n_pred = np.bincount(yp.astype(np.int64), minlength=len(classes))[:len(classes)]; has = sup > 0
+    per_class = pd.DataFrame({'class': classes, 'precision': np.where(has | (n_pred > 0), prec, np.nan),
+                              'recall': np.where(has, rec, np.nan), 'f1': np.where(has, f1, np.nan), 'support': sup,
+                              'predicted': n_pred,
+                              'note': np.where(~has, NO_TEST_IMAGES, np.where(n_pred == 0, NEVER_PREDICTED, ''))})
+    m = {'n': int(len(table)), 'accuracy': float(accuracy_score(y, yp)),
+         'balanced_accuracy': float(rec[has].mean()) if has.any() else None,  # mean recall, classes with test images
+         'macro_f1': float(f1[has].mean()) if has.any() else None,
+         'classes_scored': int(has.sum()), 'classes_without_test_images': [classes[i] for i in np.flatnonzero(~has)],
          'nll': float(table.loss.mean()), 'ece': expected_calibration_error(table.confidence.values, table.correct.values),
          'mean_confidence': float(table.confidence.mean())}
     if 'tta_changed' in table: m['tta_changed'] = int(table.tta_changed.sum())
-    return m, per_class, confusion_matrix(y, yp, labels=labels)
+    return {k: _finite_or_none(v) for k, v in m.items()}, per_class, confusion_matrix(y, yp, labels=labels)
+
+def classification_report_text(per_class:pd.DataFrame, # from `classification_metrics`
+                               accuracy:float, # the overall accuracy
+                               digits:int=4)->str:
+    "`classification_report`'s layout from `per_class`: '—' where undefined; averages over the classes with test images."
+    names, sup = per_class['class'].astype(str).tolist(), per_class.support.values; has = sup > 0
+    width = max(max(map(len, names), default=0), len('weighted avg'), digits)
+    num = lambda v: f' {"—":>9}' if pd.isna(v) else f' {v:>9.{digits}f}'
+    line = lambda name, vals, s: f'{name:>{width}s} ' + ''.join(num(v) for v in vals) + f' {s:>9}\n'
+    cols = ['precision', 'recall', 'f1']
+    out = f'{"":>{width}s} ' + ''.join(f' {h:>9}' for h in ['precision', 'recall', 'f1-score', 'support']) + '\n\n'
+    out += ''.join(line(nm, r, s) for nm, r, s in zip(names, per_class[cols].values, sup)) + '\n'
+    scored = per_class[cols].values[has].astype(float)
+    out += f'{"accuracy":>{width}s} ' + f' {"":>9}'*2 + f' {accuracy:>9.{digits}f}' + f' {int(sup.sum()):>9}\n'
+    out += line('macro avg', scored.mean(0) if has.any() else [np.nan]*3, int(sup.sum()))
+    out += line('weighted avg', np.average(scored, axis=0, weights=sup[has]) if has.any() else [np.nan]*3, sup.sum())
+    if (~has).any():
+        out += f"\n{NO_TEST_IMAGES.capitalize()} (support 0, not in the averages): {', '.join(np.array(names)[~has])}\n"
+    return out
 
 # %% ../nbs/04_evaluate.ipynb #748d9059
+def row_shares(cm:np.ndarray)->np.ndarray:
+    "The rows of `cm` as shares of their true class; NaN for a class with no test images (0/0 is not 0)."
+    cm = np.asarray(cm, float); n = cm.sum(1, keepdims=True)
+    return np.divide(cm, n, out=np.full(cm.shape, np.nan), where=n > 0)
+
 def plot_confusion(cm:np.ndarray, classes:list, title:str=''):
-    "Counts and row-normalised confusion matrices side by side (seaborn heatmaps)."
+    "Counts and row-normalised confusion matrices side by side (seaborn heatmaps); a class without test images is marked."
     import seaborn as sns, matplotlib.pyplot as plt
-    n = len(classes); big = n > 20
+    n = len(classes); big = n > 20; empty = np.asarray(cm).sum(1) == 0
+    rows = [f'{c} ({NO_TEST_IMAGES})' if e else c for c, e in zip(classes, empty)]
     fig, axs = plt.subplots(1, 2, figsize=((2.2 + 0.42*n)*2, 1.8 + 0.4*n) if not big else (22, 10.5))
-    rown = cm/np.maximum(cm.sum(1, keepdims=True), 1)
-    for ax, (mat, fmt, t) in zip(axs, [(cm, 'd', 'counts'), (rown, '.2f', 'share of the true class')]):
-        sns.heatmap(mat, annot=not big, fmt=fmt, cmap='Blues', xticklabels=classes, yticklabels=classes, ax=ax, cbar=False,
+    for ax, (mat, fmt, t) in zip(axs, [(cm, 'd', 'counts'), (row_shares(cm), '.2f', 'share of the true class')]):
+        sns.heatmap(mat, annot=not big, fmt=fmt, cmap='Blues', xticklabels=classes, yticklabels=rows, ax=ax, cbar=False,
                     annot_kws={'fontsize': 7})
         ax.set_xlabel('predicted'); ax.set_ylabel('true'); ax.set_title(f'{title} {t}'.strip(), fontsize=9)
         ax.tick_params(labelsize=7)
+    axs[1].set_facecolor('#e6e6e6')  # the NaN cells (no test images) are left undrawn: grey, not a share
+    if not big:
+        for i in np.flatnonzero(empty):
+            for j in range(n): axs[1].text(j + 0.5, i + 0.5, '—', ha='center', va='center', fontsize=7, color='#666')
     fig.tight_layout()
     return fig
 
@@ -121,7 +163,8 @@ def confused_pairs(cm:np.ndarray, classes:list, k:int=10)->pd.DataFrame:
     "The `k` largest off-diagonal cells: true class, predicted class, count, share of the true class."
     off = cm.copy(); np.fill_diagonal(off, 0)
     order = np.argsort(off, axis=None)[::-1][:k]
-    rows = [(classes[i], classes[j], int(off[i, j]), off[i, j]/max(cm[i].sum(), 1)) for i, j in zip(*np.unravel_index(order, cm.shape)) if off[i, j] > 0]
+    cells = zip(*np.unravel_index(order, cm.shape))  # a cell with a count has a true class with test images: a share
+    rows = [(classes[i], classes[j], int(off[i, j]), off[i, j]/cm[i].sum()) for i, j in cells if off[i, j] > 0]
     return pd.DataFrame(rows, columns=['true', 'predicted', 'count', 'share_of_true'])
 
 # %% ../nbs/04_evaluate.ipynb #2b43b2de
@@ -150,9 +193,11 @@ def evaluate_model(model:nn.Module, # the classifier
                    tta:bool=False, batch_size:int=256, device='auto', figures:bool=True,
                   )->tuple[pd.DataFrame, dict]:
     "Predict, tabulate, measure; write predictions.csv, probs.npy, confusion matrix, report, metrics.json and figures."
-    from sklearn.metrics import classification_report
     if info is None and input_size is None: raise ConfigError("Pass info=ModelInfo (from create_model/model_from_checkpoint) or input_size=, mean=, std=.")
     tf = info.transform() if info is not None else BatchTransform(input_size, mean or (0.485, 0.456, 0.406), std or (0.229, 0.224, 0.225))
+    if not len(data):
+        raise ConfigError(f"The {data.split or 'test'} split of {data.name!r} has no images: nothing to evaluate "
+                          "(check data_root and n_test).")
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     pred = predict(model, data, tf, batch_size, device, tta)
     table = prediction_table(pred['probs'], data.labels, data.index, data.classes, pred.get('plain_pred'))
@@ -160,8 +205,7 @@ def evaluate_model(model:nn.Module, # the classifier
     save_csv(table, out/'predictions.csv'); save_npy(pred['probs'].numpy().astype(np.float32), out/'probs.npy')
     cm_df = pd.DataFrame(cm, index=pd.Index(data.classes, name='true'), columns=data.classes)
     save_csv(cm_df, out/'confusion_matrix.csv', index=True)
-    save_text(classification_report(table.label, table.pred, labels=list(range(len(data.classes))), target_names=data.classes,
-                                    digits=4, zero_division=0), out/'classification_report.txt')
+    save_text(classification_report_text(per_class, metrics['accuracy']), out/'classification_report.txt')
     save_csv(pd.DataFrame({'label': range(len(data.classes)), 'name': data.classes}), out/'class_names.csv')
     save_csv(per_class, out/'per_class.csv'); save_csv(confused_pairs(cm, data.classes, 20), out/'confused_pairs.csv')
     save_json({**metrics, 'dataset': data.name, 'split': data.split}, out/'metrics.json')

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 from .core import ProbingError, ConfigError, check_choice, save_text, run_params
+from .evaluate import row_shares, NO_TEST_IMAGES
 
 # %% auto #0
 __all__ = ['GALLERY_SETS', 'REGION_SETS', 'SORTS', 'TILE_CSS', 'GALLERY_JS', 'png_data_uri', 'RunView', 'tile_html', 'page_tiles',
@@ -44,11 +45,20 @@ class RunView:
         self.carto = pd.read_csv(carto) if carto.exists() else None
         self.regions = [r for r in REGION_SETS if self.carto is not None and (self.carto.region == r).any()]
         self.row_of = pd.Series(np.arange(len(self.table)), index=self.table['index'])
+        n = len(self.classes)  # counts by (true, predicted); a class without test images has a row of zeros
+        self.cm = pd.crosstab(self.table.label, self.table.pred).reindex(index=range(n), columns=range(n), fill_value=0).values
         self.cfg = run_params(self.run_dir)
         self._splits, self._model, self._info, self._train_probs = {}, None, None, {}; self.cache = {}
 
     @property
     def set_names(self)->list[str]: return GALLERY_SETS + self.regions
+    @property
+    def without_test_images(self)->list[int]:
+        "The classes with no test image (a test split need not hold every class)."
+        return np.flatnonzero(self.cm.sum(1) == 0).tolist()
+    def true_name(self, c:int)->str:
+        "A class's name as a true class: marked when the test split has none of it."
+        return f'{self.classes[c]} ({NO_TEST_IMAGES})' if c in self.without_test_images else self.classes[c]
 
     def split_data(self, split:str='test'):
         "The test (or train) split of the run's dataset, loaded once, with a map from dataset index to position."
@@ -126,6 +136,7 @@ TILE_CSS = """
 .ps-bar em{position:relative;font-style:normal;font-size:10px;padding-left:3px}
 .ps-cm td{width:34px;height:24px;text-align:center;font:11px sans-serif;cursor:pointer;border:1px solid #fff}
 .ps-cm th{font:10px sans-serif;font-weight:normal}
+.ps-cm td.ps-none{background:#eee;color:#777;cursor:default}
 .ps-empty{padding:12px;color:#555;font:13px sans-serif}
 """
 
@@ -171,7 +182,8 @@ class Gallery:
         self.view = RunView(run_dir, method, device); self.page_size, self.page = page_size, 0
         v = self.view; any_cls = [('any', None)] + [(c, i) for i, c in enumerate(v.classes)]
         self.set_w = W.Dropdown(options=v.set_names, value='hard', description='set')
-        self.true_w = W.Dropdown(options=any_cls, value=None, description='true')
+        true_cls = [('any', None)] + [(v.true_name(i), i) for i in range(len(v.classes))]  # marks those without test images
+        self.true_w = W.Dropdown(options=true_cls, value=None, description='true')
         self.pred_w = W.Dropdown(options=any_cls, value=None, description='predicted')
         self.sort_w = W.Dropdown(options=SORTS, value='loss', description='sort by')
         self.prev_w, self.next_w = W.Button(description='◀ prev'), W.Button(description='next ▶')
@@ -185,16 +197,20 @@ class Gallery:
 
     def _confusion_widget(self):
         import ipywidgets as W
-        t, n = self.view.table, len(self.view.classes)
-        cm = pd.crosstab(t.label, t.pred).reindex(index=range(n), columns=range(n), fill_value=0).values
-        share = cm/np.maximum(cm.sum(1, keepdims=True), 1); cells = []
+        v = self.view; cm, n, e = v.cm, len(v.classes), html.escape
+        share = row_shares(cm); empty = set(v.without_test_images)
+        label = lambda text, tip, w: W.HTML(f'<div title="{e(tip)}" style="font:10px sans-serif;width:{w};overflow:hidden;'
+                                            f'text-overflow:ellipsis;white-space:nowrap;line-height:26px">{e(text)}</div>')
+        cells = [W.HTML('')] + [label(c, f'predicted {c}', '44px') for c in v.classes]  # the header row: predicted classes
         for i in range(n):
+            cells.append(label(v.true_name(i), f'true {v.true_name(i)}', '110px'))
             for j in range(n):
-                b = W.Button(description=str(cm[i, j]), tooltip=f'true {self.view.classes[i]} → predicted {self.view.classes[j]}',
+                tip = f'no test images of {v.classes[i]}' if i in empty else f'true {v.classes[i]} → {v.classes[j]}'
+                b = W.Button(description='—' if i in empty else str(cm[i, j]), tooltip=tip, disabled=i in empty,
                              layout=W.Layout(width='44px', height='26px', padding='0'))
-                b.style.button_color = _shade(share[i, j]) if i != j else '#d5e8d4'
+                b.style.button_color = '#eeeeee' if i in empty else _shade(share[i, j]) if i != j else '#d5e8d4'
                 b.add_class(f'ps-cm-{i}-{j}'); b.on_click(lambda _, i=i, j=j: self.filter_pair(i, j)); cells.append(b)
-        grid = W.GridBox(cells, layout=W.Layout(grid_template_columns=f'repeat({n}, 44px)', grid_gap='1px'))
+        grid = W.GridBox(cells, layout=W.Layout(grid_template_columns=f'110px repeat({n}, 44px)', grid_gap='1px'))
         return W.VBox([W.HTML('<b>confusion matrix</b> (rows true, columns predicted; click a cell)'), grid])
 
     def filter_pair(self, true:int, pred:int):
@@ -271,24 +287,31 @@ def export_gallery_html(run_dir, # a run directory (after 04 and 05)
         hard = hard[hard['index'].isin(keep)]
     hard = hard.sort_values('loss', ascending=False)
     opts = ''.join(f'<option value="{i}">{html.escape(c)}</option>' for i, c in enumerate(view.classes))
-    n = len(view.classes); t = view.table
-    cm = pd.crosstab(t.label, t.pred).reindex(index=range(n), columns=range(n), fill_value=0).values
-    share = cm/np.maximum(cm.sum(1, keepdims=True), 1)
-    head = '<tr><th></th>' + ''.join(f'<th title="{html.escape(c)}">{html.escape(c[:6])}</th>' for c in view.classes) + '</tr>'
-    body = ''.join(f'<tr><th>{html.escape(view.classes[i])}</th>' + ''.join(
-        f'<td class="ps-cell" data-true="{i}" data-pred="{j}" onclick="psCell({i},{j})" title="true {html.escape(view.classes[i])} → '
-        f'{html.escape(view.classes[j])}" style="background:{_shade(share[i, j]) if i != j else "#d5e8d4"}">{cm[i, j]}</td>' for j in range(n)) + '</tr>'
-        for i in range(n))
+    true_opts = ''.join(f'<option value="{i}">{html.escape(view.true_name(i))}</option>' for i in range(len(view.classes)))
+    n, cm, e = len(view.classes), view.cm, html.escape
+    share = row_shares(cm); empty = set(view.without_test_images)
+    def cell(i, j):
+        at = f'class="ps-cell{" ps-none" if i in empty else ""}" data-true="{i}" data-pred="{j}"'
+        if i in empty: return f'<td {at} title="no test images of {e(view.classes[i])}">—</td>'
+        bg = _shade(share[i, j]) if i != j else '#d5e8d4'
+        return (f'<td {at} onclick="psCell({i},{j})" title="true {e(view.classes[i])} → {e(view.classes[j])}" '
+                f'style="background:{bg}">{cm[i, j]}</td>')
+    head = '<tr><th></th>' + ''.join(f'<th title="{e(c)}">{e(c[:6])}</th>' for c in view.classes) + '</tr>'
+    body = ''.join(f'<tr><th>{e(view.true_name(i))}</th>' + ''.join(cell(i, j) for j in range(n)) + '</tr>'
+                   for i in range(n))
+    rows_are = 'its row of the confusion matrix is' if len(empty) == 1 else 'their rows of the confusion matrix are'
+    gone = e(', '.join(view.classes[i] for i in sorted(empty)))
+    none = f"<p><b>No test images</b> of {gone}: {rows_are} empty ('—').</p>" if empty else ''
     tiles = ''.join(page_tiles(view, hard)) if len(hard) else ''
     doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>Hard examples · {html.escape(view.run_dir.name)}</title>
 <style>{TILE_CSS} body{{font:13px sans-serif;margin:16px}} .ps-controls select{{margin-right:10px}}</style></head><body>
 <h2>Hard examples of {html.escape(view.run_dir.name)}</h2>
 <p>{len(view.table)} test examples; {len(view.sets['hard'])} hard ({len(view.sets['misclassified'])} misclassified,
 {len(view.sets['low_confidence'])} low-confidence); shown here: {len(hard)}, highest loss first. Each tile: the image, the
-{html.escape(method)} map for the predicted class and, when wrong, for the true class.</p>
+{html.escape(method)} map for the predicted class and, when wrong, for the true class.</p>{none}
 <div style="display:flex;gap:24px;align-items:flex-start"><div class="ps-controls">
 <label>set <select id="ps-set">{''.join(f'<option>{s}</option>' for s in GALLERY_SETS)}</select></label>
-<label>true <select id="ps-true"><option value="">any</option>{opts}</select></label>
+<label>true <select id="ps-true"><option value="">any</option>{true_opts}</select></label>
 <label>predicted <select id="ps-pred"><option value="">any</option>{opts}</select></label> <b id="ps-count"></b></div>
 <table class="ps-cm">{head}{body}</table></div>
 <div id="ps-none" class="ps-empty" style="display:none">No hard examples match this filter.</div>

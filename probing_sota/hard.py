@@ -11,8 +11,8 @@ import pandas as pd
 from .core import ProbingError, ConfigError, save_csv, save_json, save_figure
 
 # %% auto #0
-__all__ = ['check_threshold', 'misclassified', 'low_confidence', 'top_loss', 'hard_examples', 'hard_per_class', 'load_dynamics',
-           'cartography', 'plot_data_map', 'hard_agreement', 'hard_stage']
+__all__ = ['NO_TEST_IMAGES', 'check_threshold', 'misclassified', 'low_confidence', 'top_loss', 'hard_examples', 'hard_per_class',
+           'load_dynamics', 'cartography', 'plot_data_map', 'hard_agreement', 'hard_stage']
 
 # %% ../nbs/05_hard_examples.ipynb #35143747
 def check_threshold(threshold:float)->float:
@@ -45,6 +45,8 @@ def hard_examples(table:pd.DataFrame, threshold:float=0.40, k:int=100)->pd.DataF
     return out.sort_values('loss', ascending=False)
 
 # %% ../nbs/05_hard_examples.ipynb #85f1c9fd
+NO_TEST_IMAGES = 'no test images'  # the note of a class the test split does not hold (as in 04's per_class.csv)
+
 def hard_per_class(table:pd.DataFrame, hard:pd.DataFrame, classes:list)->pd.DataFrame:
     "Per true class: test count, misclassified, low-confidence and hard counts, and the class its mistakes go to most."
     rows = []
@@ -54,9 +56,10 @@ def hard_per_class(table:pd.DataFrame, hard:pd.DataFrame, classes:list)->pd.Data
         top = wrong.pred.value_counts()
         rows.append({'class': name, 'n_test': len(t), 'misclassified': len(wrong),
                      'low_confidence': int(h.reasons.astype(str).str.contains('low_confidence').sum()), 'hard': len(h),
-                     'hard_share': len(h)/max(len(t), 1),
-                     'most_confused_with': classes[top.index[0]] if len(top) else '', 'n_confused_with': int(top.iloc[0]) if len(top) else 0})
-    return pd.DataFrame(rows).sort_values('hard_share', ascending=False)
+                     'hard_share': len(h)/len(t) if len(t) else np.nan,  # undefined, not 0, without test images
+                     'most_confused_with': classes[top.index[0]] if len(top) else '', 'n_confused_with': int(top.iloc[0]) if len(top) else 0,
+                     'note': '' if len(t) else NO_TEST_IMAGES})
+    return pd.DataFrame(rows).sort_values('hard_share', ascending=False, na_position='last', kind='stable')
 
 # %% ../nbs/05_hard_examples.ipynb #664ff172
 def load_dynamics(run_dir)->dict|None:
@@ -122,7 +125,8 @@ def hard_stage(run_dir, # a run directory holding predictions.csv
     for name, df in [('misclassified', mis), ('low_confidence', low), ('top_loss', top), ('hard_examples', hard)]: save_csv(df, out/f'{name}.csv')
     save_csv(hard_per_class(table, hard, classes), out/'per_class.csv')
     summary = {'n_test': len(table), 'misclassified': len(mis), 'low_confidence': len(low), 'top_loss': len(top), 'hard': len(hard),
-               'threshold': threshold, 'top_k': top_k}
+               'threshold': threshold, 'top_k': top_k,
+               'classes_without_test_images': [c for i, c in enumerate(classes) if not (table.label == i).any()]}
     if len(hard) == 0: print("No hard examples: every test example is right and at least as confident as the threshold.")
     if (dyn := load_dynamics(run_dir)) is not None:
         carto = cartography(dyn); save_csv(carto, out/'cartography.csv')

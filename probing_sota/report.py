@@ -13,14 +13,15 @@ import pandas as pd
 from .core import ProbingError, save_text, save_figure
 
 # %% auto #0
-__all__ = ['STAGE_FILES', 'METRIC_ROWS', 'CALIBRATION_MATCH', 'CONFIDENT', 'MIN_EFFECT', 'Z95', 'VERDICT_WORDS', 'SET_NAMES',
-           'CAM_COLS', 'DATA_FILES', 'REPORT_CSS', 'MIME', 'Para', 'Bullets', 'Table', 'Figure', 'Cases', 'Links',
-           'Missing', 'Section', 'stage_of', 'RunFiles', 'fmt', 'pct', 'duration', 'run_section', 'model_origin',
-           'metrics_table', 'metrics_section', 'training_section', 'per_class_section', 'confusion_section',
-           'calibration_words', 'calibration_section', 'hard_section', 'data_map_blocks', 'worst_cases', 'case_caption',
-           'cases_section', 'compare_means', 'claim_sentence', 'plot_cam_stats', 'cam_stats_section',
-           'baselines_section', 'links_section', 'report_sections', 'report_title', 'formatted', 'markdown_table',
-           'render_markdown', 'data_uri', 'inline_markup', 'html_table', 'html_block', 'render_html', 'report_stage']
+__all__ = ['STAGE_FILES', 'METRIC_ROWS', 'CALIBRATION_MATCH', 'NO_TEST_IMAGES', 'CONFIDENT', 'MIN_EFFECT', 'Z95', 'VERDICT_WORDS',
+           'SET_NAMES', 'CAM_COLS', 'DATA_FILES', 'REPORT_CSS', 'MIME', 'Para', 'Bullets', 'Table', 'Figure', 'Cases',
+           'Links', 'Missing', 'Section', 'stage_of', 'RunFiles', 'fmt', 'pct', 'duration', 'run_section',
+           'model_origin', 'plural', 'metrics_table', 'metrics_section', 'training_section',
+           'classes_without_training_images', 'per_class_section', 'confusion_section', 'calibration_words',
+           'calibration_section', 'hard_section', 'data_map_blocks', 'worst_cases', 'case_caption', 'cases_section',
+           'compare_means', 'claim_sentence', 'plot_cam_stats', 'cam_stats_section', 'baselines_section',
+           'links_section', 'report_sections', 'report_title', 'formatted', 'markdown_table', 'render_markdown',
+           'data_uri', 'inline_markup', 'html_table', 'html_block', 'render_html', 'report_stage']
 
 # %% ../nbs/09_report.ipynb #7f2f192d
 @dataclass
@@ -189,13 +190,18 @@ def model_origin(rf:RunFiles)->dict|None:
 METRIC_ROWS = [  # key in metrics.json, name, what it measures
     ('n', 'test examples', 'images evaluated'),
     ('accuracy', 'accuracy', 'share of test images predicted right'),
-    ('balanced_accuracy', 'balanced accuracy', 'mean recall over classes'),
-    ('macro_f1', 'macro F1', 'unweighted mean of the per-class F1'),
+    ('balanced_accuracy', 'balanced accuracy', 'mean recall over the classes with test images'),
+    ('macro_f1', 'macro F1', 'unweighted mean of the per-class F1 (classes with test images)'),
+    ('classes_scored', 'classes scored', 'classes with test images: the two averages above are over these'),
     ('nll', 'NLL', 'mean negative log-likelihood of the true class (lower is better)'),
     ('ece', 'ECE', 'expected calibration error: binned |accuracy − confidence| (lower is better)'),
     ('mean_confidence', 'mean confidence', 'mean top probability'),
     ('tta_changed', 'TTA changed', 'predictions changed by averaging with the flipped image'),
 ]
+
+def plural(n:int, word:str)->str:
+    "`1 class`, `2 classes`."
+    return f"{n} {word}{'es' if word.endswith('s') else 's'}" if n != 1 else f"1 {word}"
 
 def metrics_table(m:dict)->pd.DataFrame:
     "The metrics of `metrics.json` that the report knows, in order, with what they measure."
@@ -211,6 +217,9 @@ def metrics_section(rf:RunFiles)->Section:
         ds = m.get('dataset', rf.params.get('dataset', ''))
         sec.blocks += [Para(f"On the {m['n']} {m.get('split', 'test')} images of {ds} the model is right **{pct(m['accuracy'])}** of the time "
                             f"(macro F1 {fmt(m['macro_f1'])}, ECE {fmt(m['ece'])})."), Table(metrics_table(m), 'test metrics (metrics.json)')]
+        if (gone := m.get('classes_without_test_images')):
+            sec.blocks.append(Para(f"{plural(len(gone), 'class')} had no test images ({', '.join(gone)}): the balanced "
+                                   f"accuracy and the macro F1 average over the other {m.get('classes_scored', '')}."))
         if 'tta_changed' in m:
             sec.blocks.append(Para(f"The predictions average the softmax of each image and of its horizontal flip (test-time augmentation); "
                                    f"the flip changed {m['tta_changed']} of the {m['n']} predictions."))
@@ -252,17 +261,56 @@ def training_section(rf:RunFiles)->Section:
         sec.blocks.append(Table(log[cols].tail(50), 'train_log.csv' + (' (last 50 epochs)' if len(log) > 50 else '')))
     return sec
 
+NO_TEST_IMAGES = 'no test images'  # 04's note for a class the test split does not hold
+
+def classes_without_training_images(rf:RunFiles)->list|None:
+    "The classes the run's training split held no image of (its labels in dynamics.npz); None without that record."
+    names = rf.class_names()
+    if names is None or not rf.has('dynamics.npz'): return None
+    with np.load(rf.path('dynamics.npz')) as d:
+        if 'label' not in d: return None
+        seen = set(np.unique(d['label']).tolist())
+    return [c for i, c in enumerate(names) if i not in seen]
+
+def _notes(df:pd.DataFrame, empty)->pd.Series:
+    "A table's `note` column as text ('' where none), with `no test images` where `empty`."
+    n = df['note'].astype(object) if 'note' in df else pd.Series('', index=df.index, dtype=object)
+    return n.where(n.notna(), '').mask(empty, NO_TEST_IMAGES)
+
 def per_class_section(rf:RunFiles, n_worst:int=3)->Section:
-    "Per-class precision, recall, F1 and support, worst F1 first, with the worst classes named."
+    "Per-class precision, recall, F1 and support, worst F1 first; classes without test or training images named."
     sec = Section('per_class', 'Per-class results'); pc = rf.csv('per_class.csv')
     if pc is None: sec.blocks.append(rf.missing('per_class.csv')); return sec
-    pc = pc.sort_values('f1', kind='stable').reset_index(drop=True)
-    k = max(1, min(n_worst, len(pc) - 1))
-    worst = ', '.join(f"**{r['class']}** (F1 {fmt(r.f1)}, precision {fmt(r.precision)}, recall {fmt(r.recall)})" for _, r in pc.head(k).iterrows())
-    best = pc.iloc[-1]
-    sec.blocks += [Para(f"The worst class{'es' * (k > 1)} by F1 {'are' if k > 1 else 'is'} {worst}; the best is **{best['class']}** (F1 {fmt(best.f1)})."),
-                   Table(pc, 'per_class.csv, worst F1 first')]
-    sec.summary = f"Worst class: {pc.iloc[0]['class']} (F1 {fmt(pc.iloc[0].f1)}); best: {best['class']} (F1 {fmt(best.f1)})."
+    empty = (pc.support == 0).values  # no test images: no recall, no F1 (a file written before 04 marked them says 0)
+    pc = pc.assign(recall=pc.recall.mask(empty), f1=pc.f1.mask(empty), note=_notes(pc, empty))
+    scored = pc[~empty].sort_values('f1', kind='stable'); pc = pd.concat([scored, pc[empty]]).reset_index(drop=True)
+    found = []
+    if len(scored):
+        k = max(1, min(n_worst, len(scored) - 1)); best, w = scored.iloc[-1], scored.iloc[0]
+        worst = ', '.join(f"**{r['class']}** (F1 {fmt(r.f1)}, precision {fmt(r.precision)}, recall {fmt(r.recall)})"
+                          for _, r in scored.head(k).iterrows())
+        sec.blocks.append(Para(f"The worst class{'es' * (k > 1)} by F1 {'are' if k > 1 else 'is'} {worst}; "
+                               f"the best is **{best['class']}** (F1 {fmt(best.f1)})."))
+        found.append(f"Worst class: {w['class']} (F1 {fmt(w.f1)}); best: {best['class']} (F1 {fmt(best.f1)}).")
+    else: sec.blocks.append(Para('No class has test images, so no class is scored.'))
+    if empty.any():
+        gone, m = pc.loc[pc.support == 0, 'class'].astype(str).tolist(), rf.json('metrics.json') or {}
+        it, has, be = ('It', 'has', 'is') if len(gone) == 1 else ('They', 'have', 'are')
+        avg = (f"; the balanced accuracy and the macro F1 average over the {m['classes_scored']} classes that have "
+               "test images" if 'classes_scored' in m else '')
+        sec.blocks.append(Para(f"**No test images** for {plural(len(gone), 'class')}: {', '.join(gone)}. {it} {has} a row "
+                               f"at the end of the table with support 0 and no recall or F1, and {be} not ranked among the "
+                               f"worst classes{avg}."))
+        found.append(f"No test images: {', '.join(gone)}.")
+    if (untrained := classes_without_training_images(rf)):
+        it, its = ('it', 'its') if len(untrained) == 1 else ('them', 'their')
+        sec.blocks.append(Para(f"**No training images** for {plural(len(untrained), 'class')}: {', '.join(untrained)}. "
+                               f"The run's training split (`dynamics.npz`) held none, so the model never learned {it}: "
+                               f"{its} test results are chance."))
+        found.append(f"No training images: {', '.join(untrained)}.")
+    last = '; classes without test images last' if empty.any() else ''
+    sec.blocks.append(Table(pc, 'per_class.csv, worst F1 first' + last))
+    sec.summary = ' '.join(found) or None
     return sec
 
 def confusion_section(rf:RunFiles, top:int=10)->Section:
@@ -330,11 +378,18 @@ def hard_section(rf:RunFiles)->Section:
     hp = rf.csv('hard/per_class.csv')
     if hp is None: sec.blocks.append(rf.missing('hard/per_class.csv'))
     elif len(hp):
-        hp = hp.sort_values('hard_share', ascending=False, kind='stable').reset_index(drop=True); r = hp.iloc[0]
-        txt = f"The class with the largest share of hard examples is **{r['class']}**: {int(r.hard)} of {int(r.n_test)} ({pct(r.hard_share, 1)})"
-        if 'most_confused_with' in hp and isinstance(r.most_confused_with, str):
-            txt += f", most often mistaken for {r.most_confused_with} ({int(r.n_confused_with)} images)"
-        sec.blocks += [Para(txt + '.'), Table(hp, 'hard/per_class.csv, largest hard share first')]
+        empty = hp.n_test == 0  # no test images: no hard share (a file written before 05 marked them says 0)
+        hp = hp.assign(hard_share=hp.hard_share.mask(empty), note=_notes(hp, empty))
+        hp = hp.sort_values('hard_share', ascending=False, kind='stable', na_position='last').reset_index(drop=True)
+        if (~empty).any():
+            r = hp.iloc[0]
+            txt = (f"The class with the largest share of hard examples is **{r['class']}**: "
+                   f"{int(r.hard)} of {int(r.n_test)} ({pct(r.hard_share, 1)})")
+            if 'most_confused_with' in hp and isinstance(r.most_confused_with, str) and r.most_confused_with:
+                txt += f", most often mistaken for {r.most_confused_with} ({int(r.n_confused_with)} images)"
+            sec.blocks.append(Para(txt + '.'))
+        last = '; classes without test images last' if empty.any() else ''
+        sec.blocks.append(Table(hp, 'hard/per_class.csv, largest hard share first' + last))
     sec.blocks += data_map_blocks(rf, s)
     return sec
 
