@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 from .core import (ProbingError, ConfigError, check_choice, get_device, seed_everything, save_csv, save_json, save_figure, run_params)
-from .data import ImageData, load_dataset, stratified_subset, stratified_split, train_val_split
+from .data import ImageData, load_dataset, stratified_subset, stratified_split, train_val_split, resize_images
+from .models import run_model, run_data
 from .evaluate import prediction_table, classification_metrics
 from .hard import misclassified, hard_agreement
 
@@ -610,16 +611,17 @@ def stage_data(run_dir, n_train:int|None=None, n_test:int|None=None, seed:int=0)
     "The run's training subset, its test examples (those of its predictions.csv, if any) and its prediction table."
     run_dir = Path(run_dir); cfg = run_params(run_dir)
     if not cfg.get('dataset'): raise ProbingError(f"No dataset recorded in {run_dir/'config.json'}: run the training stage (03_train) into {run_dir} first.")
-    kw = {'image_size': BASELINE_FOLDER_SIZE} if cfg['dataset'] == 'imagefolder' else {}  # raw pixels of 224² photos would be 150k features
-    train = stratified_subset(load_dataset(cfg['dataset'], 'train', data_root=cfg.get('data_root'), **kw), n_train, seed)
-    test = load_dataset(cfg['dataset'], 'test', data_root=cfg.get('data_root'), **kw)
+    info = run_model(run_dir)[1] if cfg['dataset'] == 'imagefolder' else None  # the folder's cache is at the model's size
+    small = (lambda d: resize_images(d, BASELINE_FOLDER_SIZE)) if info else (lambda d: d)  # 224² raw pixels: 150k features
+    train = small(stratified_subset(run_data(cfg, 'train', info), n_train, seed))
+    test = run_data(cfg, 'test', info)
     ref = pd.read_csv(run_dir/'predictions.csv') if (run_dir/'predictions.csv').exists() else None
     if ref is not None:
         if ref['index'].max() >= len(test):
             raise ProbingError(f"{run_dir/'predictions.csv'} lists test indices up to {ref['index'].max()} but {cfg['dataset']!r} has {len(test)} test images: "
                                "rerun the evaluation stage (04_evaluate) on this run.")
         test = test.subset(test.positions(ref['index']))
-    test = stratified_subset(test, n_test, seed)
+    test = small(stratified_subset(test, n_test, seed))
     if ref is not None: ref = ref[ref['index'].isin(test.index)]
     return train, test, ref
 

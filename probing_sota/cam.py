@@ -11,7 +11,7 @@ import pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 from .core import ProbingError, ConfigError, check_choice, get_device, save_csv, save_json, save_figure, atomic_write, run_params
 from .data import load_dataset, DeviceLoader, ImageData, to_display, denormalize
-from .models import ModelInfo, model_from_checkpoint, run_model, describe_layer, feature_map_sizes, check_cam_resolution, get_spec
+from .models import ModelInfo, model_from_checkpoint, run_model, run_data, describe_layer, feature_map_sizes, check_cam_resolution, get_spec
 
 # %% auto #0
 __all__ = ['OUR_METHODS', 'gradcam_map', 'gradcampp_map', 'hirescam_map', 'layercam_map', 'peer_methods', 'cam_methods',
@@ -354,7 +354,7 @@ def cam_stage(run_dir, # a run directory with a model (trained, or probed) and h
     coarse = [str(m.message) for m in w]
     for m in coarse: print('warning:', m)
     cfg = run_params(run_dir)
-    data = load_dataset(cfg.get('dataset'), 'test', data_root=cfg.get('data_root'))
+    data = run_data(cfg, 'test', info)  # an image folder: the cache the evaluation read
     table = pd.read_csv(run_dir/'predictions.csv')
     cap = lambda df, n: df if n is None else df.head(n)
     sets = {'misclassified': cap(pd.read_csv(run_dir/'hard/misclassified.csv').sort_values('loss', ascending=False), max_images),

@@ -20,9 +20,9 @@ __all__ = ['SYNTHETIC_SHAPES', 'SYSTEM_DATA_DIRS', 'DEFAULT_CACHE', 'FASHION_MNI
            'folder_layout', 'list_image_folder', 'BadImage', 'decode_image', 'load_image', 'write_image_folder',
            'plant_bad_files', 'image_cache_dir', 'cache_key', 'decode_all', 'BadImagesError', 'FolderCache',
            'cache_image_folder', 'CachedImages', 'record_skipped', 'stratified_split', 'stratified_subset',
-           'train_val_split', 'DatasetSpec', 'register_dataset', 'load_dataset', 'write_cifar_folder', 'Augment',
-           'sample_transform', 'denormalize', 'to_display', 'BatchTransform', 'show_images', 'mix_batch', 'parse_bytes',
-           'memory_budget', 'DeviceLoader']
+           'train_val_split', 'DatasetSpec', 'register_dataset', 'load_dataset', 'dataset_classes',
+           'write_cifar_folder', 'resize_images', 'Augment', 'sample_transform', 'denormalize', 'to_display',
+           'BatchTransform', 'show_images', 'mix_batch', 'parse_bytes', 'memory_budget', 'DeviceLoader']
 
 # %% ../nbs/01_data.ipynb #4256327c
 @dataclass
@@ -609,6 +609,15 @@ def load_dataset(name:str, # a registry name: fashion_mnist, mnist, cifar10, cif
     raise DataNotFoundError(f"Dataset {name!r} ({split}) was not found in {', '.join(map(str, roots))}"
                             f"{' and downloads are off' if not may_download else ''}: {spec.hint}.")
 
+def dataset_classes(name:str, data_root:str|Path|None=None)->list:
+    "A dataset's class names; for an image folder from its listing alone (nothing decoded)."
+    if name != 'imagefolder': return load_dataset(name, 'test', data_root=data_root).classes
+    root = Path(data_root) if data_root is not None else None
+    if root is None or not root.is_dir():
+        raise DataNotFoundError(f"dataset='imagefolder' needs data_root= an existing folder of class sub-folders, not {data_root!r}.")
+    if not (classes := list_image_folder(root)[0]): raise DataNotFoundError(f"No images found under {root} (want root/<class>/*.jpg or root/train/<class>/...).")
+    return classes
+
 # %% ../nbs/01_data.ipynb #7bce8faf
 def write_cifar_folder(root:str|Path, # where to create cifar-10-batches-py/
                        train:ImageData, test:ImageData, # 32×32 RGB images and labels
@@ -623,6 +632,19 @@ def write_cifar_folder(root:str|Path, # where to create cifar-10-batches-py/
     dump(test, 'test_batch')
     with open(d/'batches.meta', 'wb') as f: pickle.dump({b'label_names': [c.encode() for c in train.classes]}, f)
     return d
+
+# %% ../nbs/01_data.ipynb #af999f27
+def resize_images(data:ImageData, # any split, in memory or on disk
+                  size:int, # the side of the square output
+                  chunk:int=1024, # images resized at a time
+                 )->ImageData:
+    "A copy of `data` held in memory at `size`×`size` (antialiased), made a chunk at a time."
+    out = np.empty((len(data), size, size, data.shape[-1]), np.uint8)
+    for a in range(0, len(data), chunk):
+        x = torch.from_numpy(np.ascontiguousarray(data.images[a:a + chunk])).permute(0, 3, 1, 2).float()
+        x = F.interpolate(x, size=(size, size), mode='bilinear', antialias=True, align_corners=False)
+        out[a:a + chunk] = x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return replace(data, images=out)
 
 # %% ../nbs/01_data.ipynb #cfeb29ff
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

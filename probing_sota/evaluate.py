@@ -11,8 +11,8 @@ import pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 from .core import (ProbingError, ConfigError, get_device, save_csv, save_json, save_npy, save_text, save_figure, run_params,
                                prepare_run_dir, load_checkpoint)
-from .data import load_dataset, stratified_subset, DeviceLoader, BatchTransform, ImageData
-from .models import model_from_checkpoint, ModelInfo, run_model, load_model_file, checkpoint_model
+from .data import load_dataset, dataset_classes, record_skipped, stratified_subset, DeviceLoader, BatchTransform, ImageData
+from .models import model_from_checkpoint, ModelInfo, run_model, run_data, load_model_file, checkpoint_model
 
 # %% auto #0
 __all__ = ['NO_TEST_IMAGES', 'NEVER_PREDICTED', 'EVAL_FILES', 'predict', 'prediction_table', 'calibration_bins',
@@ -229,7 +229,8 @@ def _triple(value, what:str)->tuple|None:
 
 def adopt_model(run_dir, # the run directory that will probe the model
                 weights, # the model file
-                data:ImageData, # the split it is probed on (its classes are the ones the head must score)
+                classes:list, # the classes of the data it is probed on (the ones its head must score)
+                dataset:str, data_root=None, # that data, as in `load_dataset`
                 model_name:str|None=None, classes_file:str|None=None, input_size:int|None=None, mean:str|None=None,
                 std:str|None=None, crop_pct:float|None=None, layer:str|None=None,
                 params:dict|None=None, # the stage's parameters, recorded in config.json
@@ -239,10 +240,11 @@ def adopt_model(run_dir, # the run directory that will probe the model
     if ck.exists() and not load_checkpoint(ck)['meta'].get('origin'):
         raise ConfigError(f"{run_dir} holds a model trained by its training stage: probe the file into another run "
                           "(another --name), so that neither result overwrites the other.")
-    model, info = load_model_file(weights, model_name, data.classes, classes_file, input_size, _triple(mean, 'mean'), _triple(std, 'std'),
+    model, info = load_model_file(weights, model_name, classes, classes_file, input_size, _triple(mean, 'mean'), _triple(std, 'std'),
                                   crop_pct, layer)  # every check happens here, before anything is written
-    prepare_run_dir(run_dir, {**(params or {}), 'dataset': data.name, 'data_root': data.source if data.name == 'imagefolder' else (params or {}).get('data_root'),
-                              'model_name': info.arch, 'input_size': info.input_size, 'model_origin': info.origin}, exist='resume')
+    root = str(Path(data_root).absolute()) if data_root is not None else None
+    prepare_run_dir(run_dir, {**(params or {}), 'dataset': dataset, 'data_root': root, 'model_name': info.arch, 'input_size': info.input_size,
+                              'model_origin': info.origin}, exist='resume')
     checkpoint_model(model, info, ck)
     return model, info
 
@@ -252,6 +254,7 @@ def stage_model(run_dir, # a run directory with a model (trained by stage 03), o
                 n_test:int|None=None, # a stratified subset of the test split (None: all)
                 seed:int=0,
                 weights:str|None=None, # a model file to probe instead (see `adopt_model`)
+                on_bad_image:str='skip', # image folders: skip unreadable files (listed in skipped_files.csv) or 'error'
                 **probe_kw, # model_name, classes_file, input_size, mean, std, crop_pct, layer: how to read that file
                )->tuple[nn.Module, ModelInfo, ImageData]:
     "The stage's model and test split: the run's own model, or the model file `weights` made the run's model."
@@ -262,10 +265,13 @@ def stage_model(run_dir, # a run directory with a model (trained by stage 03), o
         if extra: raise ConfigError(f"{', '.join(extra)} describe a model file to probe: pass weights= the file too.")
         model, info = run_model(run_dir, checkpoint)
     if dataset is None: raise ConfigError("Which data should the model be probed on? Pass dataset= (fashion_mnist, cifar10, imagefolder ...).")
-    data = stratified_subset(load_dataset(dataset, 'test', data_root=data_root), n_test, seed)
-    if weights is not None:
-        params = dict(dataset=dataset, data_root=str(data_root) if data_root else None, n_test=n_test, weights=str(Path(weights).absolute()), **probe_kw)
-        model, info = adopt_model(run_dir, weights, data, params=params, **probe_kw)
+    if weights is not None:  # the file's checks need only the classes (an image folder's come from its listing)
+        params = dict(dataset=dataset, data_root=str(data_root) if data_root else None, n_test=n_test, weights=str(Path(weights).absolute()),
+                      on_bad_image=on_bad_image, **probe_kw)
+        model, info = adopt_model(run_dir, weights, dataset_classes(dataset, data_root), dataset, data_root, params=params, **probe_kw)
+    src = {'dataset': dataset, 'data_root': data_root, 'on_bad_image': on_bad_image}
+    data = stratified_subset(run_data(src, 'test', info), n_test, seed)  # an image folder: decoded at the model's size
+    record_skipped(run_dir, data)
     return model, info, data
 
 def evaluate_stage(run_dir, # a run directory with a model (trained by stage 03), or any folder when `weights` is given
@@ -274,6 +280,6 @@ def evaluate_stage(run_dir, # a run directory with a model (trained by stage 03)
                    weights:str|None=None, **probe_kw, # a model file to probe instead, and how to read it (see `adopt_model`)
                   )->dict:
     "Evaluate the run's model (or the model file `weights`) on the test split and write the evaluation files into `run_dir`."
-    model, info, data = stage_model(run_dir, checkpoint, dataset, data_root, n_test, seed, weights, **probe_kw)
+    model, info, data = stage_model(run_dir, checkpoint, dataset, data_root, n_test, seed, weights, **probe_kw)  # probe_kw: on_bad_image too
     _, metrics = evaluate_model(model, data, run_dir, info, tta=tta, batch_size=batch_size, device=device)
     return metrics

@@ -63,9 +63,9 @@ class RunView:
     def split_data(self, split:str='test'):
         "The test (or train) split of the run's dataset, loaded once, with a map from dataset index to position."
         if split not in self._splits:
-            from probing_sota.data import load_dataset
+            from probing_sota.models import run_data
             if 'dataset' not in self.cfg: raise ProbingError(f"{self.run_dir}/config.json does not name the dataset: run the stages with probing-sota run.")
-            d = load_dataset(self.cfg['dataset'], split, data_root=self.cfg.get('data_root'))
+            d = run_data(self.cfg, split, self.model()[1] if self.cfg['dataset'] == 'imagefolder' else None)  # the cache every stage reads
             self._splits[split] = (d, pd.Series(np.arange(len(d)), index=d.index))
         return self._splits[split]
 

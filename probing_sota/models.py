@@ -21,10 +21,10 @@ __all__ = ['MODELS', 'LIVE_MODELS', 'STRATEGIES', 'ModelSpec', 'register_model',
            'weights_package_file', 'torchvision_weights', 'torch_cache_file', 'imagenet_state_dict',
            'feature_map_sizes', 'default_target_layer', 'check_cam_resolution', 'find_cam_layer', 'ModelInfo',
            'set_num_classes', 'replace_head', 'create_model', 'imagenet_classes', 'predict_topk', 'checkpoint_model',
-           'model_from_checkpoint', 'run_model', 'pickled_classes', 'WeightsFile', 'harmless_globals',
-           'unwrap_state_dict', 'read_weights', 'strip_prefixes', 'arch_candidates', 'read_class_names', 'class_order',
-           'reorder_head', 'load_model_file', 'weights_crop_pct', 'describe_layer', 'phase_strategy', 'freeze',
-           'train_mode', 'param_summary']
+           'model_from_checkpoint', 'run_model', 'decode_size', 'run_data', 'pickled_classes', 'WeightsFile',
+           'harmless_globals', 'unwrap_state_dict', 'read_weights', 'strip_prefixes', 'arch_candidates',
+           'read_class_names', 'class_order', 'reorder_head', 'load_model_file', 'weights_crop_pct', 'describe_layer',
+           'phase_strategy', 'freeze', 'train_mode', 'param_summary']
 
 # %% ../nbs/02_models.ipynb #922d6322
 @dataclass
@@ -395,6 +395,24 @@ def run_model(run_dir:str|Path, # a run directory
         raise ProbingError(f"{run_dir} probed a model that was in memory ({meta['arch'][10:]}), which cannot be rebuilt from its file: "
                            "probe it again in this session, or pass arch= to probe() so that the run can rebuild it.")
     return model_from_checkpoint(ck, device=device)
+
+# %% ../nbs/02_models.ipynb #73000330
+def decode_size(info:ModelInfo)->int:
+    "The side an image folder is decoded at for this model: what its transform resizes to before any centre crop."
+    return info.input_size if info.crop_pct >= 1 else int(math.floor(info.input_size/info.crop_pct))
+
+def run_data(cfg:dict, # the run's parameters (`run_params`): dataset, data_root, on_bad_image
+             split:str, # 'train' or 'test'
+             info:ModelInfo|None=None, # the model, whose input size an image folder is decoded at
+             image_size:int|None=None, # or that size itself
+             **kw, # more `load_dataset` arguments
+            ):
+    "A split of the run's dataset; an image folder decoded at the model's size (one cache for every stage)."
+    from probing_sota.data import load_dataset
+    if not cfg.get('dataset'): raise ConfigError("No dataset recorded for this run: pass dataset= (fashion_mnist, cifar10, imagefolder ...).")
+    if cfg['dataset'] == 'imagefolder':
+        kw = {'image_size': image_size or decode_size(info), 'on_bad_image': cfg.get('on_bad_image') or 'skip', **kw}
+    return load_dataset(cfg['dataset'], split, data_root=cfg.get('data_root'), **kw)
 
 # %% ../nbs/02_models.ipynb #01e9b4ed
 def _tensor_dict(o)->bool: return isinstance(o, dict) and bool(o) and all(isinstance(v, torch.Tensor) for v in o.values())

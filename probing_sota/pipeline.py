@@ -14,8 +14,8 @@ from .models import MODELS, weights_package_file, torch_cache_file
 # %% auto #0
 __all__ = ['STAGES', 'PIPELINE_SET', 'PROBE_KEYS', 'BASELINES_QUICK', 'BASELINES_FULL', 'PRESETS', 'STATE', 'SKIP_TAG',
            'PROBE_STAGES', 'dataset_location', 'weights_location', 'environment_report', 'find_nbs', 'stage_notebooks',
-           'parse_parameters_cell', 'stage_parameters', 'parameter_table', 'coerce', 'check_model_file',
-           'resolve_params', 'parse_overrides', 'load_config_file', 'preset_params', 'StageFailed',
+           'parse_parameters_cell', 'stage_parameters', 'parameter_table', 'coerce', 'check_image_folder',
+           'check_model_file', 'resolve_params', 'parse_overrides', 'load_config_file', 'preset_params', 'StageFailed',
            'prepare_pipeline_dir', 'stage_input', 'run_pipeline', 'expand_grid', 'point_label', 'parse_grid',
            'run_summary', 'plot_sweep', 'sweep', 'probe_sources', 'probe_stages', 'stage_list', 'main', 'Probe',
            'probe']
@@ -181,8 +181,18 @@ def _check_sense(params:dict):
                 raise ConfigError(f"{stage}.{key}={v!r} does not exist: give an existing path" + (" or 'imagenet'/None." if (stage, key) == ('train', 'weights') else '.'))
         if 'method' in ps: check_choice(ps['method'], cam_methods(), f'{stage}.method')
         if 'checkpoint' in ps: check_choice(ps['checkpoint'], ['best', 'last'], f'{stage}.checkpoint')
+        if 'on_bad_image' in ps: check_choice(ps['on_bad_image'], ['skip', 'error'], f'{stage}.on_bad_image')
         if ps.get('dataset') is not None and stage != 'train': check_choice(ps['dataset'], list(DATASETS), f'{stage}.dataset')
     _check_probe(params.get('evaluate', {}))
+    t = params.get('train', {})
+    if t.get('dataset') == 'imagefolder':
+        if not t.get('data_root'): raise ConfigError("train.dataset=imagefolder needs train.data_root, the folder of class sub-folders.")
+        if t.get('on_bad_image') == 'error': check_image_folder(t['data_root'], t['input_size'])
+
+def check_image_folder(root, size:int):
+    "With on_bad_image='error': decode the folder now (into the cache the stages read), so a bad file fails before any stage runs."
+    from probing_sota.data import cache_image_folder
+    cache_image_folder(root, size, 'error', progress=False, verbose=False)
 
 PROBE_KEYS = ('model_name', 'classes_file', 'input_size', 'mean', 'std', 'crop_pct', 'layer')  # stage 04's description of a model file
 
@@ -201,12 +211,13 @@ def _check_probe(ev:dict):
 
 def check_model_file(ev:dict):
     "Load the file stage 04 will probe against the dataset's classes, so a bad file, name or classes list fails before any stage runs."
-    from probing_sota.data import load_dataset
+    from probing_sota.data import dataset_classes
     from probing_sota.evaluate import _triple
-    from probing_sota.models import load_model_file
-    classes = load_dataset(ev['dataset'], 'test', data_root=ev.get('data_root')).classes
-    load_model_file(ev['weights'], ev.get('model_name'), classes, ev.get('classes_file'), ev.get('input_size'), _triple(ev.get('mean'), 'mean'),
-                    _triple(ev.get('std'), 'std'), ev.get('crop_pct'), ev.get('layer'))
+    from probing_sota.models import load_model_file, decode_size
+    classes = dataset_classes(ev['dataset'], ev.get('data_root'))  # an image folder's from its listing: decoding waits for the model's size
+    _, info = load_model_file(ev['weights'], ev.get('model_name'), classes, ev.get('classes_file'), ev.get('input_size'),
+                              _triple(ev.get('mean'), 'mean'), _triple(ev.get('std'), 'std'), ev.get('crop_pct'), ev.get('layer'))
+    if ev['dataset'] == 'imagefolder' and ev.get('on_bad_image') == 'error': check_image_folder(ev['data_root'], decode_size(info))
 
 def _absolute(params:dict)->dict:
     "Paths in parameters made absolute: the stages run with the notebooks' folder as their working directory."
@@ -513,7 +524,8 @@ def _sources(a)->tuple:
     "The parameter sources of a `run` or `sweep` command, in increasing precedence."
     return tuple(s for s in [(f'preset {a.preset}', preset_params(a.preset)),
                              (f'--config {a.config}', load_config_file(a.config)) if a.config else None,
-                             ('-p', parse_overrides(a.p))] if s)
+                             ('-p', parse_overrides(a.p)),
+                             ('--on-bad-image', {'on_bad_image': a.on_bad_image}) if getattr(a, 'on_bad_image', None) else None] if s)
 
 PROBE_STAGES = ['evaluate', 'hard_examples', 'gradcam', 'gallery', 'baselines', 'report']
 
@@ -550,6 +562,8 @@ def _add_run_args(r, default_name, probe:bool=False):
     r.add_argument('--preset', default='quickstart', help=f"one of {', '.join(PRESETS)}" + (' (its stages 04-09)' if probe else ''))
     r.add_argument('--config', help='a YAML file of parameters (stage.key: value, or stage: {key: value})')
     r.add_argument('-p', action='append', metavar='KEY=VALUE', help='set a parameter: train.epochs=3, or device=cpu for every stage')
+    r.add_argument('--on-bad-image', choices=['skip', 'error'], help='image folders: skip unreadable files (the default; listed in '
+                   'skipped_files.csv) or stop, listing every one')
     r.add_argument('--name', default=default_name, help='the run folder under --runs; default: ' +
                    ('probe-<weights file name>' if probe else 'the preset name (sweep-<preset> for a sweep)'))
     r.add_argument('--runs', default='runs'); r.add_argument('--nbs', help='the stage notebooks (default: nbs/ of this repository)')

@@ -14,14 +14,14 @@ from tqdm.auto import tqdm
 from .core import (ProbingError, ConfigError, CheckpointError, check_choice, get_device, seed_everything,
                                prepare_run_dir, save_csv, save_npz, save_checkpoint, load_checkpoint, save_figure)
 from .data import (load_dataset, stratified_subset, train_val_split, DeviceLoader, BatchTransform, Augment,
-                               mix_batch, ImageData)
+                               mix_batch, ImageData, memory_budget, record_skipped)
 from .models import (create_model, freeze, train_mode, phase_strategy, param_summary, ModelInfo, STRATEGIES)
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'SCHEDULES', 'AUGMENTS', 'PRESETS', 'check_train_params', 'make_optimizer', 'make_schedule',
            'TrainingDiverged', 'check_finite', 'soft_cross_entropy', 'run_epoch', 'TensorBatches', 'extract_features',
-           'resolve_augment', 'load_splits', 'plot_curves', 'train_stage', 'augment_is_none', 'preset',
-           'compare_strategies', 'plot_strategy_comparison']
+           'resolve_augment', 'load_splits', 'classes_without_images', 'plot_curves', 'train_stage', 'augment_is_none',
+           'preset', 'compare_strategies', 'plot_strategy_comparison']
 
 # %% ../nbs/03_train.ipynb #fbb6bbd2
 OPTIMIZERS = ['adamw', 'adam', 'sgd']
@@ -156,10 +156,22 @@ def resolve_augment(augment, dataset:str)->Augment:
     if dataset == 'mnist': aug = Augment(**{**asdict(aug), 'flip': False})
     return aug
 
-def load_splits(dataset:str, data_root=None, n_train:int|None=None, val_fraction:float=0.1, seed:int=0):
+def load_splits(dataset:str, data_root=None, n_train:int|None=None, val_fraction:float=0.1, seed:int=0,
+                image_size:int|None=None, on_bad_image:str='skip'):
     "The training split (subset to `n_train`) divided into train and validation; the test split is not touched."
-    full = load_dataset(dataset, 'train', data_root=data_root)
+    kw = {'image_size': image_size, 'on_bad_image': on_bad_image} if dataset == 'imagefolder' else {}
+    full = load_dataset(dataset, 'train', data_root=data_root, **kw)
     return train_val_split(stratified_subset(full, n_train, seed), val_fraction, seed)
+
+def classes_without_images(classes:list, *splits:ImageData)->list[str]:
+    "The classes that none of `splits` has an example of."
+    counts = np.bincount(np.concatenate([s.labels for s in splits]), minlength=len(classes))
+    return [c for c, n in zip(classes, counts) if n == 0]
+
+def _memory_shares(dev, *splits)->list[int]:
+    "`memory_budget` divided between loaders that are alive together, in proportion to their sizes."
+    total = sum(len(s) for s in splits) or 1
+    return [int(memory_budget(dev)*len(s)/total) for s in splits]
 
 def _rng_state(loader):
     return {'torch': torch.get_rng_state(), 'loader': loader.generator.get_state(),
@@ -196,6 +208,7 @@ def train_stage(run_dir, # the run directory (runs/<name>)
                 patience:int|None=None, # early stopping: epochs without a better val accuracy
                 seed:int=0, device='auto', bf16:bool|None=None, channels_last:bool|None=None, compile:bool=False,
                 feature_cache:bool=True, # head + no augmentation: train the head on features computed once
+                on_bad_image:str='skip', # image folders: 'skip' unreadable files (listed in skipped_files.csv) or 'error'
                 exist:str='error', # if run_dir holds another run: 'error', 'resume' or 'overwrite'
                 progress:bool=True, callbacks:list|None=None, # functions f(epoch, row) called after each epoch
                )->dict:
@@ -217,17 +230,21 @@ def train_stage(run_dir, # the run directory (runs/<name>)
     prepare_run_dir(run_dir, params, exist=exist, device=dev)
     seed_everything(seed)
     aug = resolve_augment(augment, dataset)
-    train, val = load_splits(dataset, data_root, n_train, val_fraction, seed)
+    train, val = load_splits(dataset, data_root, n_train, val_fraction, seed, input_size, on_bad_image)
+    record_skipped(run_dir, train)
+    if (untrained := classes_without_images(train.classes, train, val)):
+        print(f"warning: {len(untrained)} class(es) have no training images: {', '.join(untrained)}; the model cannot learn them")
     model, info = create_model(model_name, num_classes=train.num_classes, weights=weights, input_size=input_size, classes=train.classes)
     model = model.to(dev, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     use_features = strategy == 'head' and feature_cache and augment_is_none(aug)
     train_tf, eval_tf = info.transform(train=not augment_is_none(aug), aug=aug, channels_last=channels_last), info.transform(channels_last=channels_last)
-    train_dl = DeviceLoader(train, train_tf, batch_size, shuffle=True, device=dev, seed=seed)
-    val_dl = DeviceLoader(val, eval_tf, max(batch_size, 256), device=dev)
+    mem = _memory_shares(dev, train, val)  # image folders larger than this are streamed from their cache
+    train_dl = None if use_features else DeviceLoader(train, train_tf, batch_size, shuffle=True, device=dev, seed=seed, max_memory=mem[0])
+    val_dl = DeviceLoader(val, eval_tf, max(batch_size, 256), device=dev, max_memory=mem[1])
     feature_seconds = 0.0
     if use_features:
         t0 = time.perf_counter()
-        fx, fy = extract_features(model, info, DeviceLoader(train, eval_tf, 256, device=dev), bf16, progress)
+        fx, fy = extract_features(model, info, DeviceLoader(train, eval_tf, 256, device=dev, max_memory=mem[0]), bf16, progress)
         vx, vy = extract_features(model, info, val_dl, bf16, progress)
         feature_seconds = time.perf_counter() - t0  # counted in the first epoch's time
         train_dl = TensorBatches(fx, fy, batch_size, shuffle=True, seed=seed); val_dl = TensorBatches(vx, vy, 256)
@@ -265,7 +282,8 @@ def train_stage(run_dir, # the run directory (runs/<name>)
         stop = patience is not None and stale >= patience
         summary = {'epochs_run': epoch + 1, 'best_val_acc': best_acc, 'final_val_acc': va['acc'], 'final_train_acc': tr['acc'],
                    'train_seconds': round(sum(r['seconds'] for r in log), 1), 'stopped_early': stop and epoch + 1 < epochs,
-                   'n_train': len(train), 'n_val': len(val), 'feature_cache': use_features}
+                   'n_train': len(train), 'n_val': len(val), 'feature_cache': use_features,
+                   'classes_without_training_images': untrained}
         if improved: save_checkpoint(model.state_dict(), best_path, **meta(), epoch=epoch + 1)
         save_csv(pd.DataFrame(log), run_dir/'train_log.csv')
         save_npz(run_dir/'dynamics.npz', p_true=torch.stack(p_hist).numpy(), correct=torch.stack(c_hist).numpy(), el2n=torch.stack(e_hist).numpy(),
