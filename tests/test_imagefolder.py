@@ -10,6 +10,7 @@ from probing_sota.pipeline import main
 FMNIST = Path('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz')
 needs_fmnist = pytest.mark.skipif(not FMNIST.exists(), reason='Debian package dataset-fashion-mnist not installed (make test installs it as root)')
 NBS = Path(__file__).resolve().parent.parent/'nbs'
+EXE = Path(sys.executable).parent/'probing-sota'
 
 def write_classes(base:Path, classes:dict, per_class:int, offset:int=0):
     "Real Fashion-MNIST images as base/<class>/*.jpg|png, grey and RGB, for {folder name: Fashion-MNIST label}."
@@ -25,7 +26,7 @@ def plant(folder:Path)->pd.DataFrame:
     return plant_bad_files(folder, photo)
 
 def cli(*args, cwd:Path):
-    return subprocess.run([sys.executable, '-m', 'probing_sota.pipeline', *args, '--nbs', str(NBS)], cwd=cwd, capture_output=True, text=True)
+    return subprocess.run([str(EXE), *args, '--nbs', str(NBS)], cwd=cwd, capture_output=True, text=True, timeout=900)
 
 def skipped_as_planted(run:Path, planted:pd.DataFrame, extra:set=frozenset()):
     "skipped_files.csv lists exactly the planted files that are not readable images (and `extra`), each with a reason."
