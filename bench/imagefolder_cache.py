@@ -1,7 +1,7 @@
 """Image folders: the first decode against torchvision's ImageFolder + DataLoader (as many workers as cores), a second
 run's data cost, peak memory of a whole probe bounded by PROBING_SOTA_MAX_MEMORY, and the same folder with 1% bad files.
 
-    python bench/imagefolder_cache.py [--n 20000] [--size 64] [--probe]
+    python bench/imagefolder_cache.py [--n 20000] [--size 64] [--probe [--probe-size 224 --budget 64M]]
 
 The folder is generated once (real Fashion-MNIST images upscaled to mixed sizes, and crops of scikit-image's photos,
 re-encoded as JPEG) under $BENCH_DIR (default /tmp/probing_sota_bench). Ratios are printed; nothing is asserted."""
@@ -83,6 +83,8 @@ def probe_peak_rss(root:Path, size:int, budget:str|None, workdir:Path)->tuple[fl
 def main():
     ap = argparse.ArgumentParser(); ap.add_argument('--n', type=int, default=20_000); ap.add_argument('--size', type=int, default=64)
     ap.add_argument('--probe', action='store_true', help='also measure peak RSS of whole probes (minutes)')
+    ap.add_argument('--probe-size', type=int, default=224, help='the probed model\'s input size (the cache is decoded at it)')
+    ap.add_argument('--budget', default='64M', help='PROBING_SOTA_MAX_MEMORY for the bounded probe')
     a = ap.parse_args()
     base = Path(os.environ.get('BENCH_DIR', '/tmp/probing_sota_bench')); workers = len(os.sched_getaffinity(0))
     t0 = time.perf_counter(); root = make_folder(base/f'folder{a.n}', a.n); print(f"folder: {a.n:,} JPEGs in {root} ({time.perf_counter() - t0:.0f} s to make or find)")
@@ -108,10 +110,11 @@ def main():
     print(f"  probing_sota: {firstb:.1f} s, {len(fcb.files[fcb.files.row >= 0]):,} images read, {len(unread)} unreadable skipped, "
           f"{len(fcb.skipped) - len(unread)} non-image files skipped; reasons: " + ', '.join(f'{k} {v}' for k, v in unread.reason.str.split(r'[:(]').str[0].str.strip().value_counts().items()))
     if a.probe:
-        print(f"\npeak RSS of a whole probe (stages 04-09, resnet18 at {a.size} px, test split {len(fcb.files[fcb.files.row >= 0])//5:,} images):")
-        for budget in (None, '16M'):
-            rss, secs = probe_peak_rss(root, a.size, budget, Path(tempfile.mkdtemp(dir=base)))
-            print(f"  PROBING_SOTA_MAX_MEMORY={budget or '(unset: a quarter of RAM)'}: peak RSS {rss:,.0f} MB, {secs:.0f} s")
+        s = a.probe_size; n_test = a.n//5
+        print(f"\npeak RSS of a whole probe (stages 04-09, resnet18 at {s} px; test split {n_test:,} images = {n_test*s*s*3/2**20:,.0f} MB of pixels):")
+        for budget in (None, a.budget):
+            rss, secs = probe_peak_rss(root, s, budget, Path(tempfile.mkdtemp(dir=base)))
+            print(f"  PROBING_SOTA_MAX_MEMORY={budget or '(unset: a quarter of RAM, the split is held whole)'}: peak RSS {rss:,.0f} MB, {secs:.0f} s")
     shutil.rmtree(cache, ignore_errors=True)
 
 if __name__ == '__main__': main()

@@ -205,13 +205,14 @@ IMAGE_EXTS = {'.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.tif', '.tiff'}
 SPLIT_DIRS = {'train': ('train',), 'test': ('test', 'val')}  # a folder's splits, by the names people give them
 
 def _walk(root:Path):
-    "Every file under `root` (symlinks followed, each real folder once), sorted, as paths relative to `root`."
-    seen = set()
-    for here, dirs, files in os.walk(root, followlinks=True):
+    "Every file under `root` (symlinks followed, each real folder once), sorted, as '/'-joined paths relative to `root`."
+    seen, top = set(), str(root)
+    for here, dirs, files in os.walk(top, followlinks=True):
         real = os.path.realpath(here)
         if real in seen: dirs[:] = []; continue  # a link back up the tree: walked already
         seen.add(real); dirs.sort()
-        for f in sorted(files): yield (Path(here)/f).relative_to(root)
+        rel = os.path.relpath(here, top).replace(os.sep, '/')
+        for f in sorted(files): yield f if rel == '.' else f'{rel}/{f}'
 
 def folder_layout(root:Path)->dict:
     """Which folder holds each split: {'train': 'train', 'test': 'val'} for a folder split already; {'': 'train'} or
@@ -221,29 +222,30 @@ def folder_layout(root:Path)->dict:
     if 'train' in tops and test: return {'train': 'train', 'test': test}
     return {'': 'train'} if tops == {'train'} else {'': None}
 
-def _place(rel:Path, layout:dict):
-    "(split, class) of a file from its place in the tree, or (None, why it is not an image of the dataset)."
-    parts = rel.parts
-    if any(p.startswith('.') for p in parts): return None, 'hidden (a name starting with a dot)'
+def _place(rel:str, layout:dict):
+    "(split, class) of a file from its '/'-joined place in the tree, or (None, why it is not an image of the dataset)."
+    if rel[0] == '.' or '/.' in rel: return None, 'hidden (a name starting with a dot)'
+    parts = rel.split('/')
     split = next((s for s, d in layout.items() if d is None or parts[0] == d), None)
     if split is None:
         if parts[0] in SPLIT_DIRS['test'] and len(parts) > 1: return None, f"in {parts[0]}/, not used: {layout['test']}/ is the test split"
         return None, 'outside the split folders ' + ' and '.join(f'{d}/' for d in layout.values())
     if layout[split] is not None: parts = parts[1:]
     if len(parts) < 2: return None, 'not inside a class folder'
-    if rel.suffix.lower() not in IMAGE_EXTS: return None, f"not an image file name ({rel.suffix or 'no extension'})"
+    suffix = os.path.splitext(parts[-1])[1]
+    if suffix.lower() not in IMAGE_EXTS: return None, f"not an image file name ({suffix or 'no extension'})"
     return split, parts[0]
 
 def list_image_folder(root:str|Path)->tuple[list, pd.DataFrame]:
     """The classes (the union of the class folders of every split, sorted) and one row per file under `root`:
     its path, split, label, size and modification time, and why it is skipped (empty when it is an image to decode)."""
-    root = Path(root); layout = folder_layout(root); rows = []
+    root = Path(root); layout = folder_layout(root); rows = []; top = str(root)
     for rel in _walk(root):
-        split, cls = _place(rel, layout)
-        try: st = (root/rel).stat()
-        except OSError: split, cls, st = None, 'a broken symbolic link' if (root/rel).is_symlink() else 'cannot be read', None
-        rows.append({'path': str(rel), 'split': split, 'class': cls if split is not None else None,
-                     'reason': '' if split is not None else cls, 'size': st.st_size if st else -1, 'mtime_ns': st.st_mtime_ns if st else -1})
+        split, cls = _place(rel, layout); full = os.path.join(top, rel)
+        try: st = os.stat(full)
+        except OSError: split, cls, st = None, 'a broken symbolic link' if os.path.islink(full) else 'cannot be read', None
+        rows.append((rel, split, cls if split is not None else None, '' if split is not None else cls,
+                     st.st_size if st else -1, st.st_mtime_ns if st else -1))
     files = pd.DataFrame(rows, columns=['path', 'split', 'class', 'reason', 'size', 'mtime_ns'])
     classes = sorted(files['class'].dropna().unique().tolist())
     files['label'] = files['class'].map({c: i for i, c in enumerate(classes)}).fillna(-1).astype(np.int64)
@@ -512,7 +514,7 @@ def _read_imagefolder(root:Path, split:str, image_size:int=224, test_fraction:fl
     if not len(ok): raise DataNotFoundError(f"The {split} split of {root} holds no readable image: see skipped_files.csv.")
     images = CachedImages(fc.images_file, fc.n_rows, image_size, ok.row.values)
     return ImageData(images, ok.label.values.astype(np.int64), fc.classes, 'imagefolder', split, str(root),
-                     files=np.array([str(root/p) for p in ok.path]), skipped=fc.skipped.assign(path=lambda d: [str(root/p) for p in d.path]))
+                     files=(str(root) + '/' + ok.path).values, skipped=fc.skipped.assign(path=lambda d: str(root) + '/' + d.path))
 
 def record_skipped(run_dir:str|Path, data:ImageData)->Path|None:
     "Write `data`'s skipped files (path, reason) into the run as skipped_files.csv (image folders; other datasets skip nothing)."

@@ -16,7 +16,7 @@ from .core import ProbingError, save_text, save_figure
 __all__ = ['STAGE_FILES', 'METRIC_ROWS', 'CALIBRATION_MATCH', 'NO_TEST_IMAGES', 'CONFIDENT', 'MIN_EFFECT', 'Z95', 'VERDICT_WORDS',
            'SET_NAMES', 'CAM_COLS', 'DATA_FILES', 'REPORT_CSS', 'MIME', 'Para', 'Bullets', 'Table', 'Figure', 'Cases',
            'Links', 'Missing', 'Section', 'stage_of', 'RunFiles', 'fmt', 'pct', 'duration', 'run_section',
-           'model_origin', 'plural', 'metrics_table', 'metrics_section', 'training_section',
+           'skipped_files_note', 'model_origin', 'plural', 'metrics_table', 'metrics_section', 'training_section',
            'classes_without_training_images', 'per_class_section', 'confusion_section', 'calibration_words',
            'calibration_section', 'hard_section', 'data_map_blocks', 'worst_cases', 'case_caption', 'cases_section',
            'compare_means', 'claim_sentence', 'plot_cam_stats', 'cam_stats_section', 'baselines_section',
@@ -179,8 +179,19 @@ def run_section(rf:RunFiles)->Section:
         rows = [r for r in rows if r[0] != 'training images']
         rows[3:4] = [('model from', o.get('file') or f"memory ({o.get('class', '')})"), ('file format', o.get('format', '')),
                      ('file sha256', o.get('sha256', '')), ('adapted', adapted or 'nothing')]
+    if p.get('dataset') == 'imagefolder': rows.insert(2, ('data root', g('data_root')))
     df = pd.DataFrame([r for r in rows if r[1] != ''], columns=['setting', 'value'])
-    return Section('run', 'The run', [Table(df)])
+    return Section('run', 'The run', [Table(df)] + skipped_files_note(rf))
+
+def skipped_files_note(rf:RunFiles)->list:
+    "A paragraph on the files of an image folder that were not read as images, by reason (empty when there are none)."
+    sk = rf.csv('skipped_files.csv')
+    if sk is None or not len(sk): return []
+    why = sk.reason.astype(str).str.split(r'[:(]').str[0].str.strip().value_counts()
+    n = len(sk)
+    return [Para(f"**{n} file{'s' * (n != 1)} under the data root {'was' if n == 1 else 'were'} not read as images**: "
+                 + ', '.join(f'{n} {r}' for r, n in why.items()) + ". Each is listed with its reason in `skipped_files.csv`; "
+                 "none of them reached training or the metrics.")]
 
 def model_origin(rf:RunFiles)->dict|None:
     "Where a probed model came from (file, format, digest), or None for a model trained by this run."

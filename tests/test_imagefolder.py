@@ -69,7 +69,9 @@ def test_cli_run_on_split_folders_with_bad_files_and_missing_classes(tmp_path):
     assert pd.read_csv(run/'class_names.csv').name.tolist() == ['Ankle boot é', 'Bag', 'T-shirt top', 'Trouser']
     pc = pd.read_csv(run/'per_class.csv').set_index('class'); assert pc.loc['Trouser', 'support'] == 0
     assert 'Bag' in torch.load(run/'model'/'best.pt', weights_only=False)['meta']['summary']['classes_without_training_images']
-    assert (run/'report.html').exists() and (run/'gallery.html').exists() and 'Trouser' in (run/'report.md').read_text()
+    md = (run/'report.md').read_text()
+    assert (run/'report.html').exists() and (run/'gallery.html').exists() and 'Trouser' in md
+    assert f"{len(planted) - (planted.kind == 'readable').sum()} files under the data root were not read as images" in md
     caches = [d for d in image_cache_dir().iterdir() if d.is_dir()]
     assert len(caches) == 1, caches  # one decode at the model's size, read by every stage (the baselines resize it)
     assert 'decoded before' in (run/'notebooks'/'04_evaluate.ipynb').read_text()
