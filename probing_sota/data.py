@@ -316,8 +316,8 @@ def plant_bad_files(folder:str|Path, # a class folder of an image folder, e.g. r
                    )->pd.DataFrame:
     """Add one file of every kind a real folder holds: unreadable ones (corrupt, truncated, empty, text named .png, a
     decompression bomb, a broken link), odd readable ones (CMYK, 16-bit, palette with transparency, RGBA, grayscale,
-    EXIF-rotated, animated, a symlink), and ones that are no images (hidden, a .txt). Returns each one's path, kind
-    ('unreadable', 'ignored' or 'readable') and what it is."""
+    EXIF-rotated, animated, a symlink), ones that are no images (hidden, a .txt), and a link back to the folder itself
+    (a loop, which holds no file of its own). Returns each file's path, kind ('unreadable', 'ignored' or 'readable') and what it is."""
     d = Path(folder); d.mkdir(parents=True, exist_ok=True)
     photo = make_synthetic(1, size=48, seed=3).images[0] if photo is None else photo
     im = Image.fromarray(photo); rows = []
@@ -341,6 +341,7 @@ def plant_bad_files(folder:str|Path, # a class folder of an image folder, e.g. r
     (d/'.DS_Store').write_bytes(b'\0\0\0\1Bud1'); add('.DS_Store', 'ignored', 'hidden file')
     (d/'.ipynb_checkpoints').mkdir(exist_ok=True); im.save(d/'.ipynb_checkpoints'/'copy.jpg'); add('.ipynb_checkpoints/copy.jpg', 'ignored', 'hidden folder')
     (d/'notes.txt').write_text('labelled by hand\n'); add('notes.txt', 'ignored', 'not an image name')
+    os.symlink(d, d/'loop', target_is_directory=True)  # walked once: its files are the folder's own
     return pd.DataFrame(rows).assign(path=lambda t: [str(d/n) for n in t.name])[['path', 'kind', 'what']]
 
 # %% ../nbs/01_data.ipynb #a5f54b14
@@ -499,7 +500,7 @@ class CachedImages:
 # %% ../nbs/01_data.ipynb #c748210e
 def _read_imagefolder(root:Path, split:str, image_size:int=224, test_fraction:float=0.2, seed:int=0, on_bad_image:str='skip',
                       cache_dir=None, progress:bool=True):
-    root = Path(root)
+    root = Path(root).expanduser()
     if not root.is_dir(): return None
     fc = cache_image_folder(root, image_size, on_bad_image, cache_dir, progress)
     ok = fc.files[fc.files.row >= 0].reset_index(drop=True)
