@@ -15,14 +15,15 @@ from .core import ConfigError, DataNotFoundError, ProbingError, check_choice, ge
 
 # %% auto #0
 __all__ = ['SYNTHETIC_SHAPES', 'SYSTEM_DATA_DIRS', 'DEFAULT_CACHE', 'FASHION_MNIST_CLASSES', 'MNIST_CLASSES', 'IMAGE_EXTS',
-           'SPLIT_DIRS', 'DECODER_VERSION', 'DATASETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ImageData', 'make_synthetic',
-           'read_idx', 'read_cifar_pickle', 'search_roots', 'download_root', 'offline', 'find_mnist_files',
-           'folder_layout', 'list_image_folder', 'BadImage', 'decode_image', 'load_image', 'write_image_folder',
-           'plant_bad_files', 'image_cache_dir', 'cache_key', 'decode_all', 'BadImagesError', 'FolderCache',
-           'cache_image_folder', 'CachedImages', 'record_skipped', 'stratified_split', 'stratified_subset',
-           'train_val_split', 'DatasetSpec', 'register_dataset', 'load_dataset', 'dataset_classes',
-           'write_cifar_folder', 'resize_images', 'Augment', 'sample_transform', 'denormalize', 'to_display',
-           'BatchTransform', 'show_images', 'mix_batch', 'parse_bytes', 'memory_budget', 'DeviceLoader']
+           'SPLIT_DIRS', 'IGNORED_DIRS', 'DECODER_VERSION', 'DATASETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ImageData',
+           'make_synthetic', 'read_idx', 'read_cifar_pickle', 'search_roots', 'download_root', 'offline',
+           'find_mnist_files', 'folder_layout', 'empty_class_folders', 'list_image_folder', 'BadImage', 'decode_image',
+           'load_image', 'write_image_folder', 'plant_bad_files', 'image_cache_dir', 'cache_key', 'decode_all',
+           'BadImagesError', 'FolderCache', 'folder_digest', 'cache_image_folder', 'CachedImages', 'record_skipped',
+           'stratified_split', 'stratified_subset', 'train_val_split', 'DatasetSpec', 'register_dataset',
+           'load_dataset', 'dataset_classes', 'write_cifar_folder', 'resize_images', 'Augment', 'sample_transform',
+           'denormalize', 'to_display', 'BatchTransform', 'show_images', 'mix_batch', 'parse_bytes', 'memory_budget',
+           'DeviceLoader']
 
 # %% ../nbs/01_data.ipynb #4256327c
 @dataclass
@@ -54,7 +55,7 @@ class ImageData:
         return pd.Series(np.arange(len(self)), index=self.index)[np.asarray(index, dtype=np.int64)].values
     def subset(self, idx, split:str|None=None)->ImageData:
         "The examples at positions `idx`, keeping their original indices."
-        idx = np.asarray(idx)
+        idx = np.asarray(idx); idx = idx.astype(np.int64) if idx.size == 0 else idx
         images = self.images.take(idx) if isinstance(self.images, CachedImages) else self.images[idx]
         return replace(self, images=images, labels=self.labels[idx], index=self.index[idx], split=split or self.split,
                        files=None if self.files is None else self.files[idx])
@@ -202,7 +203,8 @@ def _download_cifar(name, root, split):
 
 # %% ../nbs/01_data.ipynb #8bdf3e0f
 IMAGE_EXTS = {'.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.tif', '.tiff'}
-SPLIT_DIRS = {'train': ('train',), 'test': ('test', 'val')}  # a folder's splits, by the names people give them
+SPLIT_DIRS = {'train': ('train', 'training'), 'test': ('test', 'testing', 'val', 'valid', 'validation')}  # any case
+IGNORED_DIRS = {'__MACOSX': 'macOS archive metadata (__MACOSX/)'}  # what unzipping on a Mac leaves beside the data
 
 def _walk(root:Path):
     "Every file under `root` (symlinks followed, each real folder once), sorted, as '/'-joined paths relative to `root`."
@@ -217,24 +219,39 @@ def _walk(root:Path):
 def folder_layout(root:Path)->dict:
     """Which folder holds each split: {'train': 'train', 'test': 'val'} for a folder split already; {'': 'train'} or
     {'': None} (the root) for one tree that the package splits."""
-    tops = {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith('.')}
-    test = next((t for t in SPLIT_DIRS['test'] if t in tops), None)
-    if 'train' in tops and test: return {'train': 'train', 'test': test}
-    return {'': 'train'} if tops == {'train'} else {'': None}
+    tops = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith('.') and p.name not in IGNORED_DIRS)
+    low = {t.lower(): t for t in tops}
+    train, test = (next((low[n] for n in SPLIT_DIRS[s] if n in low), None) for s in ('train', 'test'))
+    if train and test: return {'train': train, 'test': test}
+    if train and tops == [train]: return {'': train}
+    if train or test:
+        print(f"warning: {root} holds {train or test}/ beside {', '.join(t + '/' for t in tops if t not in (train, test))[:200]}: "
+              f"each is read as a class. For split folders put the images in train/ and test/ (or val/); otherwise rename {train or test}/.")
+    return {'': None}
 
 def _place(rel:str, layout:dict):
     "(split, class) of a file from its '/'-joined place in the tree, or (None, why it is not an image of the dataset)."
     if rel[0] == '.' or '/.' in rel: return None, 'hidden (a name starting with a dot)'
     parts = rel.split('/')
+    if (ignored := next((IGNORED_DIRS[p] for p in parts[:-1] if p in IGNORED_DIRS), None)): return None, ignored
     split = next((s for s, d in layout.items() if d is None or parts[0] == d), None)
     if split is None:
-        if parts[0] in SPLIT_DIRS['test'] and len(parts) > 1: return None, f"in {parts[0]}/, not used: {layout['test']}/ is the test split"
+        if parts[0].lower() in SPLIT_DIRS['test'] and len(parts) > 1: return None, f"in {parts[0]}/, not used: {layout['test']}/ is the test split"
         return None, 'outside the split folders ' + ' and '.join(f'{d}/' for d in layout.values())
     if layout[split] is not None: parts = parts[1:]
     if len(parts) < 2: return None, 'not inside a class folder'
     suffix = os.path.splitext(parts[-1])[1]
     if suffix.lower() not in IMAGE_EXTS: return None, f"not an image file name ({suffix or 'no extension'})"
     return split, parts[0]
+
+def empty_class_folders(root:Path, classes:list)->list[str]:
+    "Class-level folders that hold no image file (so they are not classes), as paths relative to `root`."
+    layout = folder_layout(root); out = []
+    for d in dict.fromkeys(layout.values()):
+        base = root/d if d else root
+        out += [(f'{d}/' if d else '') + p.name for p in sorted(base.iterdir()) if p.is_dir() and not p.name.startswith('.')
+                and p.name not in IGNORED_DIRS and p.name not in classes and not (d is None and p.name in layout.values())]
+    return out
 
 def list_image_folder(root:str|Path)->tuple[list, pd.DataFrame]:
     """The classes (the union of the class folders of every split, sorted) and one row per file under `root`:
@@ -417,6 +434,7 @@ class FolderCache:
     classes: list
     files: pd.DataFrame # path, split, class, label, row (-1: no image), reason ('' for an image), unreadable
     seconds: float # the decode's seconds (0 when read from the cache)
+    empty_folders: list = field(default_factory=list) # class-level folders without an image file
     @property
     def images_file(self)->Path: return self.path/'images.u8'
     @property
@@ -432,8 +450,14 @@ class FolderCache:
         how = f'decoded in {self.seconds:.1f} s ({len(self.files[self.files.reason == ""])/max(self.seconds, 1e-9):,.0f} images/s, {_workers()} processes)' \
               if self.seconds else 'read, decoded before'
         return (f"image folder {self.root}: {len(ok):,} images in {len(self.classes)} classes{' (' + splits + ')' if splits else ''}"
-                + (f"; {len(sk):,} files skipped ({by}), listed in skipped_files.csv" if len(sk) else '')
+                + (f"; {len(sk):,} files skipped ({by}), listed in a run's skipped_files.csv (a split's .skipped)" if len(sk) else '')
+                + (f"; empty class folders, not classes: {', '.join(self.empty_folders)}" if self.empty_folders else '')
                 + f"\nimage cache {self.path} ({mb:,.1f} MB at {self.size}x{self.size}): {how}")
+
+def folder_digest(root:str|Path)->str:
+    "A digest of an image folder's image files (paths, sizes, mtimes): it changes when any of them does."
+    root = Path(root).expanduser(); _, files = list_image_folder(root)
+    return cache_key(root, files[files.reason == ''], 0)
 
 def cache_image_folder(root:str|Path, # a folder of class sub-folders (or train/ and test/ or val/ of them)
                        size:int, # the side the images are decoded at
@@ -453,12 +477,12 @@ def cache_image_folder(root:str|Path, # a folder of class sub-folders (or train/
     files.loc[todo.index, 'row'] = decoded.row.values; files.loc[todo.index, 'reason'] = decoded.reason.values
     files.loc[todo.index, 'unreadable'] = decoded.reason.values != ''
     files.loc[files.reason != '', 'row'] = -1
-    fc = FolderCache(root, d, size, classes, files, secs)
+    fc = FolderCache(root, d, size, classes, files, secs, empty_class_folders(root, classes))
     if verbose: print(fc.summary())
     bad = files[files.unreadable]
     if on_bad_image == 'error' and len(bad):
         raise BadImagesError(f"{len(bad)} file(s) under {root} cannot be read as images (on_bad_image='error'); fix or remove them, "
-                             "or pass on_bad_image='skip' to leave them out:\n" + '\n'.join(f'  {p}: {r}' for p, r in bad[['path', 'reason']].values))
+                             "or leave them out with on_bad_image='skip' (on the command line: --on-bad-image skip):\n" + '\n'.join(f'  {p}: {r}' for p, r in bad[['path', 'reason']].values))
     return fc
 
 # %% ../nbs/01_data.ipynb #daba5277
@@ -491,6 +515,12 @@ class CachedImages:
             if not inorder: buf[order] = tmp
         return out
     def __getitem__(self, idx):
+        "NumPy indexing: the first axis picks rows (read from disk), the others apply to what was read."
+        if isinstance(idx, tuple):
+            if not idx or idx[0] is None or idx[0] is Ellipsis: return self.read()[idx]
+            head = self[idx[0]]
+            return head[idx[1:]] if isinstance(idx[0], (int, np.integer)) else head[(slice(None),) + idx[1:]]
+        if idx is None or idx is Ellipsis: return self.read()[idx]
         if isinstance(idx, (int, np.integer)): return self.read([idx])[0]
         return self.read(idx)
     def __array__(self, dtype=None, copy=None):
@@ -527,15 +557,19 @@ def stratified_split(labels:np.ndarray, # the labels to stratify on
                      fraction:float|int, # share (0-1) or count of examples in the second part
                      seed:int=0, # the random seed
                     )->tuple[np.ndarray, np.ndarray]:
-    "Split positions into two stratified parts; the second holds `fraction` of them."
+    "Split positions into two stratified parts; the second holds `fraction` of them. A class of one example stays in the first."
     from sklearn.model_selection import train_test_split
     labels = np.asarray(labels); idx = np.arange(len(labels))
     n2 = fraction if isinstance(fraction, (int, np.integer)) and fraction >= 1 else round(fraction*len(labels))
     if not 0 < n2 < len(labels): raise ConfigError(f"Cannot split {len(labels)} examples into parts of {len(labels)-n2} and {n2}: "
                                                    "use a fraction strictly between 0 and 1.")
-    counts = np.bincount(labels)
-    strat = labels if counts[counts > 0].min() >= 2 and min(n2, len(labels) - n2) >= (counts > 0).sum() else None
-    a, b = train_test_split(idx, test_size=int(n2), random_state=seed, stratify=strat)
+    counts = np.bincount(labels); single = counts[labels] < 2  # a lone example cannot be in both parts: it stays in the first
+    pool = idx[~single]; n_cls = int((counts >= 2).sum())
+    if min(n2, len(pool) - n2) < max(n_cls, 1):  # too few to give every class a place on both sides: a plain random split
+        a, b = train_test_split(idx, test_size=int(n2), random_state=seed)
+    else:
+        a, b = train_test_split(pool, test_size=int(n2), random_state=seed, stratify=labels[pool])
+        a = np.concatenate([a, idx[single]])
     return np.sort(a), np.sort(b)
 
 def stratified_subset(data:ImageData, # the split to take from

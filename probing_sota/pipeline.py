@@ -16,9 +16,9 @@ __all__ = ['STAGES', 'PIPELINE_SET', 'PROBE_KEYS', 'BASELINES_QUICK', 'BASELINES
            'PROBE_STAGES', 'dataset_location', 'weights_location', 'environment_report', 'find_nbs', 'stage_notebooks',
            'parse_parameters_cell', 'stage_parameters', 'parameter_table', 'coerce', 'check_image_folder',
            'check_model_file', 'resolve_params', 'parse_overrides', 'load_config_file', 'preset_params', 'StageFailed',
-           'prepare_pipeline_dir', 'stage_input', 'run_pipeline', 'expand_grid', 'point_label', 'parse_grid',
-           'run_summary', 'plot_sweep', 'sweep', 'probe_sources', 'probe_stages', 'stage_list', 'main', 'Probe',
-           'probe']
+           'prepare_pipeline_dir', 'stage_input', 'data_digest', 'run_pipeline', 'expand_grid', 'point_label',
+           'parse_grid', 'run_summary', 'plot_sweep', 'sweep', 'probe_sources', 'probe_stages', 'stage_list', 'main',
+           'Probe', 'probe']
 
 # %% ../nbs/10_pipeline.ipynb #5c4bbc6a
 def dataset_location(name:str, data_root=None)->str:
@@ -377,6 +377,12 @@ def stage_input(notebook:str|Path):
     with tempfile.TemporaryDirectory() as d:
         f = Path(d)/Path(notebook).name; nbformat.write(nb, f); yield str(f)
 
+def data_digest(params:dict)->str|None:
+    "A digest of the image folder a run reads (None for the other datasets), so that finished stages rerun when a file changes."
+    from probing_sota.data import folder_digest
+    ps = next((params[s] for s in ('train', 'evaluate') if params.get(s, {}).get('dataset')), {})
+    return folder_digest(ps['data_root']) if ps.get('dataset') == 'imagefolder' and ps.get('data_root') else None
+
 def _fmt_secs(s:float)->str: return f"{int(s // 60)}m{s % 60:04.1f}s" if s >= 60 else f"{s:.1f}s"
 
 def run_pipeline(run_dir:str|Path, # the run directory, runs/<name>
@@ -400,6 +406,11 @@ def run_pipeline(run_dir:str|Path, # the run directory, runs/<name>
     log(f"run {run_dir} · {device_description(get_device(params.get('train', {}).get('device', 'auto')))} · "
         f"stages: {', '.join(table.name)}")
     rows, t_start, rerun = [], time.time(), False
+    digest = data_digest(params)
+    if digest and state.get('data_digest', digest) != digest and any(r.get('status') == 'done' for r in state['stages'].values()):
+        log(f"the image folder changed since this run's stages finished (a file was added, removed or modified): running them again")
+        rerun = True
+    state['data_digest'] = digest; save_json(state, run_dir/STATE)
     for i, row in enumerate(table.itertuples(), 1):
         rec = state['stages'].get(row.name, {})
         out = run_dir/'notebooks'/Path(row.notebook).name

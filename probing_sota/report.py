@@ -16,12 +16,12 @@ from .core import ProbingError, save_text, save_figure
 __all__ = ['STAGE_FILES', 'METRIC_ROWS', 'CALIBRATION_MATCH', 'NO_TEST_IMAGES', 'CONFIDENT', 'MIN_EFFECT', 'Z95', 'VERDICT_WORDS',
            'SET_NAMES', 'CAM_COLS', 'DATA_FILES', 'REPORT_CSS', 'MIME', 'Para', 'Bullets', 'Table', 'Figure', 'Cases',
            'Links', 'Missing', 'Section', 'stage_of', 'RunFiles', 'fmt', 'pct', 'duration', 'run_section',
-           'skipped_files_note', 'model_origin', 'plural', 'metrics_table', 'metrics_section', 'training_section',
-           'classes_without_training_images', 'per_class_section', 'confusion_section', 'calibration_words',
-           'calibration_section', 'hard_section', 'data_map_blocks', 'worst_cases', 'case_caption', 'cases_section',
-           'compare_means', 'claim_sentence', 'plot_cam_stats', 'cam_stats_section', 'baselines_section',
-           'links_section', 'report_sections', 'report_title', 'formatted', 'markdown_table', 'render_markdown',
-           'data_uri', 'inline_markup', 'html_table', 'html_block', 'render_html', 'report_stage']
+           'training_images', 'skipped_files_note', 'model_origin', 'plural', 'metrics_table', 'metrics_section',
+           'training_section', 'classes_without_training_images', 'per_class_section', 'confusion_section',
+           'calibration_words', 'calibration_section', 'hard_section', 'data_map_blocks', 'worst_cases', 'case_caption',
+           'cases_section', 'compare_means', 'claim_sentence', 'plot_cam_stats', 'cam_stats_section',
+           'baselines_section', 'links_section', 'report_sections', 'report_title', 'formatted', 'markdown_table',
+           'render_markdown', 'data_uri', 'inline_markup', 'html_table', 'html_block', 'render_html', 'report_stage']
 
 # %% ../nbs/09_report.ipynb #7f2f192d
 @dataclass
@@ -168,7 +168,7 @@ def run_section(rf:RunFiles)->Section:
     g = lambda k: '' if p.get(k) is None else f'{p[k]:g}' if isinstance(p[k], float) else str(p[k])
     rows = [('run', rf.run_dir.name), ('dataset', g('dataset')), ('model', g('model_name')), ('weights', g('weights')),
             ('strategy', g('strategy')), ('epochs', g('epochs')), ('input size', f"{g('input_size')} px" if p.get('input_size') else ''),
-            ('training images', g('n_train') or 'all'), ('batch size', g('batch_size')),
+            ('training images', training_images(rf) or g('n_train') or 'all'), ('batch size', g('batch_size')),
             ('optimizer', ' · '.join(x for x in [g('optimizer'), f"lr {g('lr')}" if p.get('lr') is not None else '', g('schedule')] if x)),
             ('seed', g('seed')), ('device', fmt(c.get('device', ''))), ('run started', fmt(c.get('written', ''))),
             ('git commit', fmt(c.get('git_commit') or 'unknown')),
@@ -182,6 +182,14 @@ def run_section(rf:RunFiles)->Section:
     if p.get('dataset') == 'imagefolder': rows.insert(2, ('data root', g('data_root')))
     df = pd.DataFrame([r for r in rows if r[1] != ''], columns=['setting', 'value'])
     return Section('run', 'The run', [Table(df)] + skipped_files_note(rf))
+
+def training_images(rf:RunFiles)->str:
+    "How many images the training stage used, and held out for validation (from dynamics.npz; '' without it)."
+    if not rf.has('dynamics.npz'): return ''
+    with np.load(rf.path('dynamics.npz')) as d:
+        if 'index' not in d: return ''
+        n, nv = len(d['index']), len(d['val_index']) if 'val_index' in d else 0
+    return f"{n:,}" + (f" (+ {nv:,} held out for validation)" if nv else '')
 
 def skipped_files_note(rf:RunFiles)->list:
     "A paragraph on the files of an image folder that were not read as images, by reason (empty when there are none)."

@@ -75,21 +75,30 @@ def test_cli_run_on_split_folders_with_bad_files_and_missing_classes(tmp_path):
     caches = [d for d in image_cache_dir().iterdir() if d.is_dir()]
     assert len(caches) == 1, caches  # one decode at the model's size, read by every stage (the baselines resize it)
     assert 'decoded before' in (run/'notebooks'/'04_evaluate.ipynb').read_text()
+    n_tr = 3*12 + (planted.path.str.contains('/train/') & (planted.kind == 'readable')).sum(); n_va = round(0.2*n_tr)
+    assert f'| training images | {n_tr - n_va} (+ {n_va} held out for validation) |' in md  # what training used, not the n_train cap
+    args = ['run', '--preset', 'tiny', '--name', 'messy', '-p', 'train.dataset=imagefolder', '-p', f'train.data_root={root}',
+            '-p', 'train.input_size=32', '-p', 'train.epochs=1', '-p', 'gradcam.max_images=4', '-p', 'device=cpu', '--stages', 'report']
+    assert 'done before, skipped' in cli(*args, cwd=tmp_path).stdout
+    (root/'val'/'Bag'/'img 0.jpg').unlink()  # the data changes: finished stages must not be reused silently
+    r = cli(*args, cwd=tmp_path); assert r.returncode == 0 and 'the image folder changed' in r.stdout, r.stdout[-2000:]
 
 @needs_fmnist
 def test_cli_probe_on_a_flat_folder_split_here(tmp_path):
     "One tree of class folders, split 80/20 by the package, with bad files: a model file is probed through every stage."
     root = tmp_path/'flat'
-    write_classes(root, {'shirt': 6, 'sneaker': 7, 'sandal': 5}, 15)
+    write_classes(root, {'shirt': 6, 'sneaker': 7, 'sandal': 5}, 15); write_classes(root, {'lonely': 8}, 1)  # a class of one image
     planted = plant(root/'sneaker')
-    torch.manual_seed(0); f = tmp_path/'r18.pt'; torch.save(torchvision.models.resnet18(num_classes=3).state_dict(), f)
+    torch.manual_seed(0); f = tmp_path/'r18.pt'; torch.save(torchvision.models.resnet18(num_classes=4).state_dict(), f)
     r = cli('probe', '--model', 'resnet18', '--weights', str(f), '--data', 'imagefolder', '--data-root', str(root), '--input-size', '32',
             '--crop-pct', '1', '--preset', 'tiny', '-p', 'gradcam.max_images=4', '-p', 'device=cpu', cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     run = tmp_path/'runs'/'probe-r18'
     skipped_as_planted(run, planted)
-    n_readable = 45 + (planted.kind == 'readable').sum()
+    n_readable = 46 + (planted.kind == 'readable').sum()
     assert json.loads((run/'metrics.json').read_text())['n'] == round(0.2*n_readable)
+    pc = pd.read_csv(run/'per_class.csv').set_index('class')  # the lone image stays in training; the rest is stratified
+    assert pc.loc['lonely', 'support'] == 0 and (pc.drop('lonely').support >= 3).all(), pc
     assert (run/'report.html').exists() and 'image cache' in (run/'notebooks'/'04_evaluate.ipynb').read_text()
 
 @needs_fmnist
