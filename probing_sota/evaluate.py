@@ -104,7 +104,7 @@ def classification_metrics(table:pd.DataFrame, classes:list)->tuple[dict, pd.Dat
     prec, rec, f1, sup = precision_recall_fscore_support(y, yp, labels=labels, zero_division=0)
     n_pred = np.bincount(yp.astype(np.int64), minlength=len(classes))[:len(classes)]; has = sup > 0
     per_class = pd.DataFrame({'class': classes, 'precision': np.where(has | (n_pred > 0), prec, np.nan),
-                              'recall': np.where(has, rec, np.nan), 'f1': np.where(has, f1, np.nan), 'support': sup,
+                              'recall': np.where(has, rec, np.nan), 'f1': np.where(has, f1, np.nan), 'support': sup.astype(np.int64),
                               'predicted': n_pred,
                               'note': np.where(~has, NO_TEST_IMAGES, np.where(n_pred == 0, NEVER_PREDICTED, ''))})
     m = {'n': int(len(table)), 'accuracy': float(accuracy_score(y, yp)),
