@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_pipeline.ipynb #3465c6a2
 from __future__ import annotations
-import argparse, sys, time, re, json, inspect, logging, contextlib, tempfile, warnings
+import argparse, os, sys, time, re, json, inspect, logging, contextlib, tempfile, warnings
 from pathlib import Path
 import pandas as pd
 from .core import ProbingError, ConfigError, get_device, device_description, library_versions, save_json, save_csv, save_text, save_figure
@@ -16,9 +16,9 @@ __all__ = ['STAGES', 'PIPELINE_SET', 'PROBE_KEYS', 'BASELINES_QUICK', 'BASELINES
            'PROBE_STAGES', 'dataset_location', 'weights_location', 'environment_report', 'find_nbs', 'stage_notebooks',
            'parse_parameters_cell', 'stage_parameters', 'parameter_table', 'coerce', 'check_image_folder',
            'check_model_file', 'resolve_params', 'parse_overrides', 'load_config_file', 'preset_params', 'StageFailed',
-           'prepare_pipeline_dir', 'stage_input', 'data_digest', 'run_pipeline', 'expand_grid', 'point_label',
-           'parse_grid', 'run_summary', 'plot_sweep', 'sweep', 'probe_sources', 'probe_stages', 'stage_list', 'main',
-           'Probe', 'probe']
+           'prepare_pipeline_dir', 'stage_input', 'data_digest', 'kernel_manager_class', 'run_pipeline', 'expand_grid',
+           'point_label', 'parse_grid', 'run_summary', 'plot_sweep', 'sweep', 'probe_sources', 'probe_stages',
+           'stage_list', 'main', 'Probe', 'probe']
 
 # %% ../nbs/10_pipeline.ipynb #5c4bbc6a
 def dataset_location(name:str, data_root=None)->str:
@@ -383,6 +383,18 @@ def data_digest(params:dict)->str|None:
     ps = next((params[s] for s in ('train', 'evaluate') if params.get(s, {}).get('dataset')), {})
     return folder_digest(ps['data_root']) if ps.get('dataset') == 'imagefolder' and ps.get('data_root') else None
 
+def kernel_manager_class():
+    """The kernel manager papermill starts each stage's kernel with: local IPC sockets instead of TCP ports on POSIX.
+    Over TCP, ipykernel warns on every start that the connection is unencrypted; a kernel on the same machine needs no
+    network at all, and IPC sockets (files beside the kernel's connection file, removed at shutdown) are what it suggests."""
+    from jupyter_client.manager import AsyncKernelManager
+    if os.name != 'posix': return AsyncKernelManager  # no IPC transport on Windows
+    from traitlets import default
+    class IPCKernelManager(AsyncKernelManager):
+        @default('transport')
+        def _default_transport(self): return 'ipc'
+    return IPCKernelManager
+
 def _fmt_secs(s:float)->str: return f"{int(s // 60)}m{s % 60:04.1f}s" if s >= 60 else f"{s:.1f}s"
 
 def run_pipeline(run_dir:str|Path, # the run directory, runs/<name>
@@ -429,7 +441,8 @@ def run_pipeline(run_dir:str|Path, # the run directory, runs/<name>
         try:
             with stage_input(row.notebook) as src:
                 pm.execute_notebook(src, str(out), parameters={**params.get(row.name, {}), **extra, 'run_dir': str(run_dir)},
-                                    kernel_name=kernel, progress_bar=sys.stdout.isatty(), cwd=str(Path(row.notebook).parent))
+                                    kernel_name=kernel, progress_bar=sys.stdout.isatty(), cwd=str(Path(row.notebook).parent),
+                                    kernel_manager_class=kernel_manager_class())
         except (Exception, KeyboardInterrupt) as e:
             msg, fail = _failure(e, row, out) if isinstance(e, Exception) else (f"Stage {row.stage} ({row.name}) interrupted.", {})
             rec.update(status='failed' if isinstance(e, Exception) else 'interrupted', seconds=round(time.time() - t0, 1), **fail)
