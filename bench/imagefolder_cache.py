@@ -100,6 +100,7 @@ def main():
           f"{fill:.2f} s putting {fc.images_file.stat().st_size/2**20:,.0f} MB of pixels in memory = {second:.2f} s")
     print(f"  first run (decode + the same) / second run: {(first + second)/second:.1f}x; decode / cache lookup: {first/lookup:.1f}x; "
           f"torchvision's second run (it decodes again) / ours: {tv/second:.1f}x")
+    from probing_sota.data import reason_kind
     bad_root = base/f'folder{a.n}_bad'
     if not (bad_root/'.done').exists():
         shutil.rmtree(bad_root, ignore_errors=True); shutil.copytree(root, bad_root, symlinks=True); n_bad = add_bad_files(bad_root)
@@ -111,7 +112,7 @@ def main():
     print(f"\nwith 1% bad files ({n_bad} unreadable of every kind, plus odd-but-readable and non-image files):")
     print(f"  torchvision: {'stops after ' + f'{tvb:.1f} s with ' + errb if errb else f'{tvb:.1f} s, no error'}")
     print(f"  probing_sota: {firstb:.1f} s, {len(fcb.files[fcb.files.row >= 0]):,} images read, {len(unread)} unreadable skipped, "
-          f"{len(fcb.skipped) - len(unread)} non-image files skipped; reasons: " + ', '.join(f'{k} {v}' for k, v in unread.reason.str.split(r'[:(]').str[0].str.strip().value_counts().items()))
+          f"{len(fcb.skipped) - len(unread)} non-image files skipped; reasons: " + ', '.join(f'{k} {v}' for k, v in unread.reason.map(reason_kind).value_counts().items()))
     if a.probe:
         s = a.probe_size; n_test = a.n//5
         print(f"\npeak RSS of a whole probe (stages 04-09, resnet18 at {s} px; test split {n_test:,} images = {n_test*s*s*3/2**20:,.0f} MB of pixels):")

@@ -18,8 +18,8 @@ __all__ = ['SYNTHETIC_SHAPES', 'SYSTEM_DATA_DIRS', 'DEFAULT_CACHE', 'FASHION_MNI
            'SPLIT_DIRS', 'IGNORED_DIRS', 'DECODER_VERSION', 'DATASETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ImageData',
            'make_synthetic', 'read_idx', 'read_cifar_pickle', 'search_roots', 'download_root', 'offline',
            'find_mnist_files', 'folder_layout', 'empty_class_folders', 'list_image_folder', 'BadImage', 'decode_image',
-           'load_image', 'write_image_folder', 'plant_bad_files', 'image_cache_dir', 'cache_key', 'decode_all',
-           'BadImagesError', 'FolderCache', 'folder_digest', 'cache_image_folder', 'CachedImages', 'record_skipped',
+           'write_image_folder', 'plant_bad_files', 'image_cache_dir', 'cache_key', 'decode_all', 'BadImagesError',
+           'reason_kind', 'FolderCache', 'folder_digest', 'cache_image_folder', 'CachedImages', 'record_skipped',
            'stratified_split', 'stratified_subset', 'train_val_split', 'DatasetSpec', 'register_dataset',
            'load_dataset', 'dataset_classes', 'write_cifar_folder', 'resize_images', 'Augment', 'sample_transform',
            'denormalize', 'to_display', 'BatchTransform', 'show_images', 'mix_batch', 'parse_bytes', 'memory_budget',
@@ -250,7 +250,7 @@ def empty_class_folders(root:Path, classes:list)->list[str]:
     for d in dict.fromkeys(layout.values()):
         base = root/d if d else root
         out += [(f'{d}/' if d else '') + p.name for p in sorted(base.iterdir()) if p.is_dir() and not p.name.startswith('.')
-                and p.name not in IGNORED_DIRS and p.name not in classes and not (d is None and p.name in layout.values())]
+                and p.name not in IGNORED_DIRS and p.name not in classes]
     return out
 
 def list_image_folder(root:str|Path)->tuple[list, pd.DataFrame]:
@@ -310,10 +310,6 @@ def decode_image(path:str|Path, # an image file
     except Exception as e: raise BadImage(f'cannot be decoded ({type(e).__name__}: {e})') from None
     w, h = im.size; m = min(w, h); l, t = (w - m)//2, (h - m)//2
     return np.asarray(im.resize((size, size), Image.BILINEAR, box=(l, t, l + m, t + m)))
-
-def load_image(path:str|Path, size:int)->np.ndarray:
-    "One image file as an RGB uint8 array, its centre square resized to `size` (`decode_image`, raising on a bad file)."
-    return decode_image(path, size)
 
 # %% ../nbs/01_data.ipynb #53fc0e72
 def write_image_folder(root:str|Path, # the folder to write into
@@ -388,8 +384,7 @@ def decode_all(paths:list, out:Path, size:int, workers:int|None=None, chunk:int=
     "Decode `paths` in parallel (processes, all cores) into the uint8 file `out` (N×size×size×3); {row: reason} for bad files."
     shape = (len(paths), size, size, 3); workers = workers or _workers()
     np.memmap(out, np.uint8, 'w+', shape=shape).flush()
-    jobs = [list(enumerate(paths))[i:i + chunk] for i in range(0, len(paths), chunk)]
-    jobs = [[(r, p) for r, p in j] for j in jobs]
+    rows = list(enumerate(paths)); jobs = [rows[i:i + chunk] for i in range(0, len(rows), chunk)]
     if workers == 1 or len(paths) <= chunk: results = [_decode_into(str(out), shape, size, j) for j in jobs]
     else:
         import multiprocessing as mp
@@ -406,7 +401,9 @@ def decode_all(paths:list, out:Path, size:int, workers:int|None=None, chunk:int=
 class BadImagesError(ProbingError, ValueError):
     "Image files that cannot be read, found with `on_bad_image='error'`."
 
-def _short(reason:str)->str: return reason.split(':')[0].split(' (')[0]
+def reason_kind(reason:str)->str:
+    "The kind of a skip reason, its words before any detail: 'truncated', 'hidden', 'not an image file name' ..."
+    return reason.split(':')[0].split(' (')[0]
 
 def _slug(name:str)->str: return ''.join(c if c.isalnum() or c in '-_' else '_' for c in name)[:40] or 'folder'
 
@@ -444,7 +441,7 @@ class FolderCache:
     def summary(self)->str:
         "What was read, what was skipped and why, and where the cache is."
         ok = self.files[self.files.row >= 0]; sk = self.files[self.files.reason != '']
-        by = ', '.join(f'{n} {r}' for r, n in sk.reason.map(_short).value_counts().items())
+        by = ', '.join(f'{n} {r}' for r, n in sk.reason.map(reason_kind).value_counts().items())
         splits = ' · '.join(f'{s} {n:,}' for s, n in ok.split.value_counts().sort_index().items() if s)
         mb = self.images_file.stat().st_size/2**20
         how = f'decoded in {self.seconds:.1f} s ({len(self.files[self.files.reason == ""])/max(self.seconds, 1e-9):,.0f} images/s, {_workers()} processes)' \

@@ -11,6 +11,7 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 from .core import ProbingError, save_text, save_figure
+from .data import reason_kind
 
 # %% auto #0
 __all__ = ['STAGE_FILES', 'METRIC_ROWS', 'CALIBRATION_MATCH', 'NO_TEST_IMAGES', 'CONFIDENT', 'MIN_EFFECT', 'Z95', 'VERDICT_WORDS',
@@ -195,7 +196,7 @@ def skipped_files_note(rf:RunFiles)->list:
     "A paragraph on the files of an image folder that were not read as images, by reason (empty when there are none)."
     sk = rf.csv('skipped_files.csv')
     if sk is None or not len(sk): return []
-    why = sk.reason.astype(str).str.split(r'[:(]').str[0].str.strip().value_counts()
+    why = sk.reason.astype(str).map(reason_kind).value_counts()
     n = len(sk)
     return [Para(f"**{n} file{'s' * (n != 1)} under the data root {'was' if n == 1 else 'were'} not read as images**: "
                  + ', '.join(f'{n} {r}' for r, n in why.items()) + ". Each is listed with its reason in `skipped_files.csv`; "
