@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
-from .core import ProbingError, ConfigError, check_choice, get_device, save_csv, save_json, save_figure, atomic_write, run_params
+from .core import (ProbingError, ConfigError, check_choice, get_device, save_csv, save_json, save_figure, atomic_write,
+                               run_params, Timings, save_timings)
 from .data import load_dataset, DeviceLoader, ImageData, to_display, denormalize
 from .models import ModelInfo, model_from_checkpoint, run_model, run_data, describe_layer, feature_map_sizes, check_cam_resolution, get_spec
 
@@ -343,10 +344,10 @@ def cam_stage(run_dir, # a run directory with a model (trained, or probed) and h
               max_images:int|None=None, # per set (None: every misclassified and low-confidence example; confident reference: 64)
               batch_size:int=32, device='auto', seed:int=0)->dict:
     "Explain the run's hard examples: CAM overlays, faithfulness, the sanity check and the statistics."
-    run_dir = Path(run_dir); dev = get_device(device)
+    run_dir = Path(run_dir); dev = get_device(device); clock = Timings()
     for need, stage in [('predictions.csv', '04_evaluate'), ('hard/misclassified.csv', '05_hard_examples')]:
         if not (run_dir/need).exists(): raise ProbingError(f"No {run_dir/need}: run the {stage} stage on {run_dir} first.")
-    model, info = run_model(run_dir, device=dev); model.eval()  # trained here or brought by the user: the same function
+    with clock('load model'): model, info = run_model(run_dir, device=dev); model.eval()  # trained here or brought by the user
     name, _ = resolve_layer(model, layer, info)
     size = describe_layer(model, name, info.input_size)['map_size']  # tokens and channels-last maps measured as the CAMs see them
     with warnings.catch_warnings(record=True) as w:
@@ -354,7 +355,7 @@ def cam_stage(run_dir, # a run directory with a model (trained, or probed) and h
     coarse = [str(m.message) for m in w]
     for m in coarse: print('warning:', m)
     cfg = run_params(run_dir)
-    data = run_data(cfg, 'test', info)  # an image folder: the cache the evaluation read
+    with clock('load data'): data = run_data(cfg, 'test', info)  # an image folder: the cache the evaluation read
     table = pd.read_csv(run_dir/'predictions.csv')
     cap = lambda df, n: df if n is None else df.head(n)
     sets = {'misclassified': cap(pd.read_csv(run_dir/'hard/misclassified.csv').sort_values('loss', ascending=False), max_images),
@@ -363,12 +364,16 @@ def cam_stage(run_dir, # a run directory with a model (trained, or probed) and h
     metrics, grid = [], []
     for set_name, rows in sets.items():
         folder = run_dir/'gradcam_outputs'/set_name
-        for x, out, m in cams_for_rows(model, info, data, rows, method, name, batch_size, dev):
+        batches = iter(cams_for_rows(model, info, data, rows, method, name, batch_size, dev))
+        while True:
+            with clock('CAMs and faithfulness'): x, out, m = next(batches, (None, None, None))
+            if x is None: break
             metrics.append(m.assign(set=set_name))
             if set_name == 'confident': continue
-            disp = [to_display(t, info.mean, info.std) for t in x]
-            for j, idx in enumerate(m['index'].values[:len(x)]):
-                _save_png(triptych(disp[j], out['cams'][0][j], out['cams'][1][j]), folder/f'{idx}.png')
+            with clock('overlay images'):
+                disp = [to_display(t, info.mean, info.std) for t in x]
+                for j, idx in enumerate(m['index'].values[:len(x)]):
+                    _save_png(triptych(disp[j], out['cams'][0][j], out['cams'][1][j]), folder/f'{idx}.png')
             if set_name == 'misclassified' and len(grid) < 12: grid += [(disp[j], out['cams'][0][j].cpu(), out['cams'][1][j].cpu()) for j in range(min(12 - len(grid), len(x)))]
     cm = pd.concat(metrics, ignore_index=True) if metrics else pd.DataFrame()
     if len(cm): save_csv(cm[['index', 'set'] + [c for c in cm.columns if c not in ('index', 'set')]], run_dir/'cam_metrics.csv')
@@ -386,11 +391,13 @@ def cam_stage(run_dir, # a run directory with a model (trained, or probed) and h
         probe = pd.concat([sets['misclassified'], sets['lowconf']]).head(batch_size)
         if len(probe):
             xs = info.transform().to(dev)(torch.from_numpy(data.images[data.positions(probe['index'])]).permute(0, 3, 1, 2).to(dev))
-            summary['sanity_check'] = sanity_check(model, xs, torch.as_tensor(probe.pred.values.astype(np.int64), device=dev), info, name, method)
+            preds = torch.as_tensor(probe.pred.values.astype(np.int64), device=dev)
+            with clock('sanity check'): summary['sanity_check'] = sanity_check(model, xs, preds, info, name, method)
     if grid:
-        fig = cam_figure([g[0] for g in grid], [g[1] for g in grid], [g[2] for g in grid], sets['misclassified'].label.tolist()[:len(grid)],
-                         sets['misclassified'].pred.tolist()[:len(grid)], data.classes, sets['misclassified'].confidence.tolist()[:len(grid)],
-                         size, method=method)
-        save_figure(fig, run_dir/'figures'/'cam_grid.png')
-    save_json(summary, run_dir/'cam_summary.json')
+        mis = sets['misclassified'].head(len(grid))
+        with clock('figure'):
+            fig = cam_figure([g[0] for g in grid], [g[1] for g in grid], [g[2] for g in grid], mis.label.tolist(), mis.pred.tolist(),
+                             data.classes, mis.confidence.tolist(), size, method=method)
+            save_figure(fig, run_dir/'figures'/'cam_grid.png')
+    save_json(summary, run_dir/'cam_summary.json'); save_timings(run_dir, 'gradcam', clock)
     return summary

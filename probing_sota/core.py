@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #784bc26d
 from __future__ import annotations
-import os, io, json, random, hashlib, platform, subprocess, tempfile, zipfile, pickle, datetime
+import os, io, json, time, random, hashlib, platform, subprocess, tempfile, zipfile, pickle, datetime
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
@@ -12,10 +12,11 @@ import pandas as pd
 import torch
 
 # %% auto #0
-__all__ = ['CKPT_FORMAT', 'ProbingError', 'DataNotFoundError', 'CheckpointError', 'ConfigError', 'check_choice', 'get_device',
-           'seed_everything', 'atomic_write', 'save_json', 'save_text', 'save_csv', 'save_npy', 'save_npz',
-           'save_figure', 'save_checkpoint', 'load_checkpoint', 'library_versions', 'git_commit', 'device_description',
-           'prepare_run_dir', 'run_params', 'file_digest']
+__all__ = ['CKPT_FORMAT', 'TIMINGS', 'PROGRESS_ENV', 'ProbingError', 'DataNotFoundError', 'CheckpointError', 'ConfigError',
+           'check_choice', 'get_device', 'seed_everything', 'atomic_write', 'save_json', 'save_text', 'save_csv',
+           'save_npy', 'save_npz', 'save_figure', 'save_checkpoint', 'load_checkpoint', 'library_versions',
+           'git_commit', 'device_description', 'prepare_run_dir', 'run_params', 'file_digest', 'Timings',
+           'save_timings', 'progress_bar']
 
 # %% ../nbs/00_core.ipynb #749b5437
 class ProbingError(Exception):
@@ -250,3 +251,55 @@ def file_digest(path:str|Path, # a file
     with open(path, 'rb') as f:
         for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
     return h.hexdigest()[:n]
+
+# %% ../nbs/00_core.ipynb #ebeefd80
+class Timings:
+    "Seconds per named phase, in the order they first ran: `with timings('decode'): ...`; a phase entered again adds up."
+    def __init__(self): self.seconds = {}
+    @contextmanager
+    def __call__(self, phase:str):
+        t0 = time.perf_counter()
+        try: yield self
+        finally: self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - t0
+    def __repr__(self): return ' · '.join(f'{k} {v:.1f} s' for k, v in self.seconds.items()) or 'no phases timed'
+
+TIMINGS = 'timings.json'
+
+def save_timings(run_dir:str|Path, # the run directory
+                 stage:str, # the stage's name ('train', 'evaluate', ...)
+                 timings:Timings)->Path:
+    "Record `stage`'s phases in `run_dir/timings.json` (one entry per stage, replaced when the stage runs again)."
+    path = Path(run_dir)/TIMINGS
+    try: old = json.loads(path.read_text()) if path.exists() else {}
+    except json.JSONDecodeError: old = {}  # a damaged record of timings is not worth stopping a stage for
+    old[stage] = {k: round(v, 2) for k, v in timings.seconds.items()}
+    return save_json(old, path)
+
+# %% ../nbs/00_core.ipynb #9f2048ec
+PROGRESS_ENV = 'PROBING_SOTA_PROGRESS'
+
+class progress_bar:
+    "`tqdm` over `iterable`; unless disabled, mirrored to the file named by $PROBING_SOTA_PROGRESS (if set) for the pipeline."
+    def __init__(self, iterable, desc:str='', total:int|None=None, disable:bool=False, every:float=0.25):
+        from tqdm.auto import tqdm
+        self.iterable, self.desc, self.every = iterable, desc, every
+        self.total = total if total is not None else (len(iterable) if hasattr(iterable, '__len__') else None)
+        self.bar = tqdm(iterable, desc=desc, total=self.total, leave=False, disable=disable)
+        self.path = None if disable else os.environ.get(PROGRESS_ENV); self.postfix, self.n, self.t0, self.last = {}, 0, time.perf_counter(), 0.0
+    def __len__(self): return self.total or 0
+    def set_postfix(self, **kw):
+        "Shown after the bar, as `tqdm.set_postfix`."
+        self.postfix = {k: str(v) for k, v in kw.items()}; self.bar.set_postfix(**kw)
+    def _mirror(self, done:bool=False):
+        now = time.perf_counter()
+        if not self.path or (not done and now - self.last < self.every): return
+        self.last = now
+        state = {'desc': self.desc, 'n': self.n, 'total': self.total, 'postfix': self.postfix, 'elapsed': now - self.t0, 'done': done}
+        try: save_json(state, self.path)
+        except OSError: self.path = None  # the terminal bar is a convenience: never fail a stage for it
+    def __iter__(self):
+        try:
+            for item in self.bar:
+                yield item
+                self.n += 1; self._mirror()
+        finally: self._mirror(done=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
-from .core import (ProbingError, ConfigError, get_device, save_csv, save_json, save_npy, save_text, save_figure, run_params,
+from .core import (Timings, save_timings, ProbingError, ConfigError, get_device, save_csv, save_json, save_npy, save_text, save_figure, run_params,
                                prepare_run_dir, load_checkpoint)
 from .data import load_dataset, dataset_classes, record_skipped, stratified_subset, DeviceLoader, BatchTransform, ImageData
 from .models import model_from_checkpoint, ModelInfo, run_model, run_data, load_model_file, checkpoint_model
@@ -191,6 +191,7 @@ def evaluate_model(model:nn.Module, # the classifier
                    info:ModelInfo|None=None, # the model's info; or give input_size/mean/std
                    input_size:int|None=None, mean=None, std=None,
                    tta:bool=False, batch_size:int=256, device='auto', figures:bool=True,
+                   clock:Timings|None=None, # its phases are timed into this (a stage's `Timings`)
                   )->tuple[pd.DataFrame, dict]:
     "Predict, tabulate, measure; write predictions.csv, probs.npy, confusion matrix, report, metrics.json and figures."
     if info is None and input_size is None: raise ConfigError("Pass info=ModelInfo (from create_model/model_from_checkpoint) or input_size=, mean=, std=.")
@@ -198,8 +199,17 @@ def evaluate_model(model:nn.Module, # the classifier
     if not len(data):
         raise ConfigError(f"The {data.split or 'test'} split of {data.name!r} has no images: nothing to evaluate "
                           "(check data_root and n_test).")
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    pred = predict(model, data, tf, batch_size, device, tta)
+    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True); clock = clock or Timings()
+    with clock('predict'): pred = predict(model, data, tf, batch_size, device, tta)
+    with clock('metrics and files'): table, metrics, cm = _write_evaluation(pred, data, out)
+    if figures:
+        with clock('figures'):
+            save_figure(plot_confusion(cm, data.classes), out/'figures'/'confusion_matrix.png')
+            save_figure(plot_reliability(table), out/'figures'/'reliability.png')
+    return table, metrics
+
+def _write_evaluation(pred:dict, data:ImageData, out:Path)->tuple[pd.DataFrame, dict, np.ndarray]:
+    "The prediction table, the metrics and every evaluation file but the figures."
     table = prediction_table(pred['probs'], data.labels, data.index, data.classes, pred.get('plain_pred'))
     metrics, per_class, cm = classification_metrics(table, data.classes)
     save_csv(table, out/'predictions.csv'); save_npy(pred['probs'].numpy().astype(np.float32), out/'probs.npy')
@@ -211,10 +221,7 @@ def evaluate_model(model:nn.Module, # the classifier
     save_json({**metrics, 'dataset': data.name, 'split': data.split}, out/'metrics.json')
     for alias, src in [('test_predictions_finetuned.csv', 'predictions.csv'), ('confusion_matrix_finetuned.csv', 'confusion_matrix.csv')]:
         shutil.copyfile(out/src, out/alias)  # the names the original scripts used
-    if figures:
-        save_figure(plot_confusion(cm, data.classes), out/'figures'/'confusion_matrix.png')
-        save_figure(plot_reliability(table), out/'figures'/'reliability.png')
-    return table, metrics
+    return table, metrics, cm
 
 # %% ../nbs/04_evaluate.ipynb #6cb38bd1
 def _triple(value, what:str)->tuple|None:
@@ -280,6 +287,9 @@ def evaluate_stage(run_dir, # a run directory with a model (trained by stage 03)
                    weights:str|None=None, **probe_kw, # a model file to probe instead, and how to read it (see `adopt_model`)
                   )->dict:
     "Evaluate the run's model (or the model file `weights`) on the test split and write the evaluation files into `run_dir`."
-    model, info, data = stage_model(run_dir, checkpoint, dataset, data_root, n_test, seed, weights, **probe_kw)  # probe_kw: on_bad_image too
-    _, metrics = evaluate_model(model, data, run_dir, info, tta=tta, batch_size=batch_size, device=device)
+    clock = Timings()
+    with clock('load model and data'):  # probe_kw: on_bad_image too
+        model, info, data = stage_model(run_dir, checkpoint, dataset, data_root, n_test, seed, weights, **probe_kw)
+    _, metrics = evaluate_model(model, data, run_dir, info, tta=tta, batch_size=batch_size, device=device, clock=clock)
+    save_timings(run_dir, 'evaluate', clock)
     return metrics

@@ -7,7 +7,8 @@ from __future__ import annotations
 import argparse, os, sys, time, re, json, inspect, logging, contextlib, tempfile, warnings
 from pathlib import Path
 import pandas as pd
-from .core import ProbingError, ConfigError, get_device, device_description, library_versions, save_json, save_csv, save_text, save_figure
+from .core import (ProbingError, ConfigError, get_device, device_description, library_versions, save_json, save_csv,
+                               save_text, save_figure, TIMINGS, PROGRESS_ENV)
 from .data import DATASETS, search_roots, find_mnist_files, _CIFAR, offline
 from .models import MODELS, weights_package_file, torch_cache_file
 
@@ -16,9 +17,10 @@ __all__ = ['STAGES', 'PIPELINE_SET', 'PROBE_KEYS', 'BASELINES_QUICK', 'BASELINES
            'PROBE_STAGES', 'dataset_location', 'weights_location', 'environment_report', 'find_nbs', 'stage_notebooks',
            'parse_parameters_cell', 'stage_parameters', 'parameter_table', 'coerce', 'check_image_folder',
            'check_model_file', 'resolve_params', 'parse_overrides', 'load_config_file', 'preset_params', 'StageFailed',
-           'prepare_pipeline_dir', 'stage_input', 'data_digest', 'kernel_manager_class', 'run_pipeline', 'expand_grid',
-           'point_label', 'parse_grid', 'run_summary', 'plot_sweep', 'sweep', 'probe_sources', 'probe_stages',
-           'stage_list', 'main', 'Probe', 'probe']
+           'prepare_pipeline_dir', 'stage_input', 'data_digest', 'kernel_manager_class', 'run_pipeline',
+           'stage_breakdown', 'largest_parts', 'TerminalProgress', 'expand_grid', 'point_label', 'parse_grid',
+           'run_summary', 'headline', 'plot_sweep', 'sweep', 'probe_sources', 'probe_stages', 'stage_list', 'main',
+           'Probe', 'probe']
 
 # %% ../nbs/10_pipeline.ipynb #5c4bbc6a
 def dataset_location(name:str, data_root=None)->str:
@@ -274,9 +276,11 @@ BASELINES_FULL = dict(n_train=None, cv_n=10_000, curve_points=6, curve_test=2000
 
 PRESETS = {
     'tiny': {},  # the notebooks' own defaults: generated shapes, a few hundred images, seconds a stage
+    # last_block without augmentation: the frozen layers run once, then two epochs over all 54k training images (the
+    # recipe sweep of issue 15 is in bench/quickstart_recipe.py); 56 px keeps the Grad-CAM layer's map at 7x7
     'quickstart': {'train': dict(dataset='fashion_mnist', model_name='efficientnet_lite0', weights='imagenet', strategy='last_block',
-                                 epochs=2, lr=2e-3, optimizer='adamw', schedule='onecycle', batch_size=128, input_size=64,
-                                 n_train=20_000, val_fraction=0.1, augment='default', seed=0, device='auto'),
+                                 epochs=2, lr=3e-3, optimizer='adamw', schedule='onecycle', batch_size=128, input_size=56,
+                                 n_train=None, val_fraction=0.1, augment='none', seed=0, device='auto'),
                    'gradcam': dict(max_images=48), 'gallery': dict(max_per_set=60), 'baselines': BASELINES_QUICK},
     'fmnist-lite0-cpu': {'train': dict(TRAIN_PRESETS['fmnist-lite0-cpu'], n_train=None),
                          'evaluate': dict(tta=True), 'gradcam': dict(max_images=None), 'gallery': dict(max_per_set=100), 'baselines': BASELINES_FULL},
@@ -429,7 +433,8 @@ def run_pipeline(run_dir:str|Path, # the run directory, runs/<name>
         tag = f"[{i}/{len(table)} stage {row.stage} {row.name}]"
         if rec.get('status') == 'done' and not rerun:
             log(f"{tag} done before, skipped ({_fmt_secs(rec.get('seconds', 0))} then; --force runs it again)")
-            rows.append({'stage': row.stage, 'name': row.name, 'status': 'skipped', 'seconds': 0.0, 'notebook': str(out)}); continue
+            rows.append({'stage': row.stage, 'name': row.name, 'status': 'skipped', 'seconds': 0.0, 'where the time went': '',
+                         'notebook': str(out)}); continue
         rerun = True
         state['stages'][row.name] = rec = {'status': 'running', 'started': time.strftime('%Y-%m-%dT%H:%M:%S'), 'notebook': str(out)}
         later = list(STAGES.values())[list(STAGES.values()).index(row.name) + 1:]
@@ -439,9 +444,9 @@ def run_pipeline(run_dir:str|Path, # the run directory, runs/<name>
         log(f"{tag} running → {out}"); t0 = time.time()
         extra = {'exist': 'resume'} if row.name == 'train' else {}
         try:
-            with stage_input(row.notebook) as src:
+            with stage_input(row.notebook) as src, TerminalProgress(run_dir/'.progress.json'):
                 pm.execute_notebook(src, str(out), parameters={**params.get(row.name, {}), **extra, 'run_dir': str(run_dir)},
-                                    kernel_name=kernel, progress_bar=sys.stdout.isatty(), cwd=str(Path(row.notebook).parent),
+                                    kernel_name=kernel, progress_bar=False, cwd=str(Path(row.notebook).parent),
                                     kernel_manager_class=kernel_manager_class())
         except (Exception, KeyboardInterrupt) as e:
             msg, fail = _failure(e, row, out) if isinstance(e, Exception) else (f"Stage {row.stage} ({row.name}) interrupted.", {})
@@ -449,11 +454,85 @@ def run_pipeline(run_dir:str|Path, # the run directory, runs/<name>
             save_json(state, run_dir/STATE)
             if isinstance(e, KeyboardInterrupt): raise
             raise StageFailed(msg) from None
-        rec.update(status='done', seconds=round(time.time() - t0, 1), finished=time.strftime('%Y-%m-%dT%H:%M:%S'))
+        wall = time.time() - t0
+        rec.update(status='done', seconds=round(wall, 1), finished=time.strftime('%Y-%m-%dT%H:%M:%S'),
+                   breakdown=stage_breakdown(out, wall, _stage_phases(run_dir, row.name)))
         save_json(state, run_dir/STATE)
         log(f"{tag} done in {_fmt_secs(rec['seconds'])} · elapsed {_fmt_secs(time.time() - t_start)}")
-        rows.append({'stage': row.stage, 'name': row.name, 'status': 'ran', 'seconds': rec['seconds'], 'notebook': str(out)})
+        rows.append({'stage': row.stage, 'name': row.name, 'status': 'ran', 'seconds': rec['seconds'],
+                     'where the time went': largest_parts(rec['breakdown']), 'notebook': str(out)})
     return pd.DataFrame(rows)
+
+# %% ../nbs/10_pipeline.ipynb #ef7d1374
+def _cell_seconds(cell)->float: return float(cell.get('metadata', {}).get('papermill', {}).get('duration') or 0)
+
+def stage_breakdown(notebook:str|Path, # the executed stage notebook
+                    wall:float, # the stage's seconds as the pipeline measured them
+                    phases:dict|None=None, # the stage function's own phases, {name: seconds}
+                   )->dict:
+    "{part: seconds}: kernel start, setup cells (imports), the stage's phases, other cells; they add up to `wall`."
+    import nbformat
+    cells = [c for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == 'code']
+    first = next((i for i, c in enumerate(cells) if {'parameters', 'injected-parameters'} & set(c.metadata.get('tags', []))), 0)
+    in_cells = sum(map(_cell_seconds, cells)); setup = sum(map(_cell_seconds, cells[:first])); phases = phases or {}
+    parts = {'kernel start': wall - in_cells, 'imports and setup': setup, **phases,
+             'other cells': in_cells - setup - sum(phases.values())}
+    return {k: round(max(v, 0.0), 2) for k, v in parts.items()}
+
+def largest_parts(breakdown:dict, k:int=3)->str:
+    "The `k` largest parts of a stage breakdown, as text for the terminal."
+    top = sorted(breakdown.items(), key=lambda kv: -kv[1])[:k]
+    return ' · '.join(f"{name} {secs:.1f}s" for name, secs in top if secs >= 0.05)
+
+def _stage_phases(run_dir:Path, stage:str)->dict:
+    try: return json.loads((run_dir/TIMINGS).read_text()).get(stage, {})
+    except (OSError, json.JSONDecodeError): return {}
+
+# %% ../nbs/10_pipeline.ipynb #298bf9c0
+class TerminalProgress:
+    "Draw in the terminal the progress bar a stage's kernel mirrors to `path` (see `core.progress_bar`), while the stage runs."
+    def __init__(self, path:str|Path, # the file the kernel writes (named to it by $PROBING_SOTA_PROGRESS)
+                 enabled:bool|None=None, # default: when `file` is a terminal
+                 file=None, # where to draw (default: sys.stderr)
+                 poll:float=0.2): # seconds between looks at the file
+        self.path, self.poll, self.file = Path(path), poll, file or sys.stderr
+        self.enabled = self.file.isatty() if enabled is None else enabled
+        self.bar, self.desc, self.seen = None, None, None
+    def _update(self):
+        "Read the file and redraw the bar if it changed."
+        try:
+            stamp = self.path.stat().st_mtime_ns
+            if stamp == self.seen: return
+            self.seen, state = stamp, json.loads(self.path.read_text())
+        except (OSError, json.JSONDecodeError): return
+        from tqdm import tqdm
+        if self.bar is None or state['desc'] != self.desc:
+            self._close()
+            import shutil  # a terminal that reports no width (a pty with no window) gets 100 columns
+            width = shutil.get_terminal_size((100, 20)).columns
+            self.bar = tqdm(total=state['total'], desc=state['desc'], file=self.file, leave=False, ncols=width,
+                            bar_format='{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]')
+            self.bar.start_t -= state.get('elapsed', 0)  # the kernel's clock: the bar may first be seen halfway
+            self.desc = state['desc']
+        self.bar.n = state['n']; self.bar.set_postfix(state.get('postfix') or {}, refresh=False); self.bar.refresh()
+        if state.get('done'): self._close()
+    def _close(self):
+        if self.bar is not None: self.bar.close()
+        self.bar = self.desc = None
+    def _loop(self):
+        while not self.stop.wait(self.poll): self._update()
+    def __enter__(self):
+        if not self.enabled: return self
+        import threading
+        self.path.unlink(missing_ok=True); self.old = os.environ.get(PROGRESS_ENV); os.environ[PROGRESS_ENV] = str(self.path)
+        self.stop = threading.Event(); self.thread = threading.Thread(target=self._loop, daemon=True); self.thread.start()
+        return self
+    def __exit__(self, *exc):
+        if not self.enabled: return
+        self.stop.set(); self.thread.join(); self._update(); self._close()
+        if self.old is None: os.environ.pop(PROGRESS_ENV, None)
+        else: os.environ[PROGRESS_ENV] = self.old
+        self.path.unlink(missing_ok=True)
 
 # %% ../nbs/10_pipeline.ipynb #f08c0a75
 def expand_grid(spec:dict, grid:dict)->list[dict]:
@@ -490,6 +569,16 @@ def run_summary(run_dir:Path)->dict:
     if (f := run_dir/'hard'/'summary.json').exists():
         h = json.loads(f.read_text()); out.update(misclassified=h['misclassified'], low_confidence=h['low_confidence'])
     return out
+
+def headline(run_dir:Path)->str:
+    "One line of what the run found: test accuracy, the best from-scratch baseline beside it, the hard-set sizes."
+    run_dir = Path(run_dir); s = run_summary(run_dir); parts = []
+    if 'test_acc' in s: parts.append(f"test accuracy {s['test_acc']:.2%}")
+    if (f := run_dir/'baselines'/'comparison.csv').exists():
+        ours = pd.read_csv(f).query("kind == 'ours'")
+        if len(ours): best = ours.loc[ours.accuracy.idxmax()]; parts.append(f"best from-scratch baseline {best.model} {best.accuracy:.2%}")
+    if 'misclassified' in s: parts.append(f"{s['misclassified']:,} misclassified, {s['low_confidence']:,} low-confidence")
+    return ' · '.join(parts)
 
 def plot_sweep(df:pd.DataFrame, root:Path):
     "Test accuracy, validation curves, training time and hard-set size per run of a sweep."
@@ -645,7 +734,9 @@ def main(argv:list[str]|None=None):
             run_dir = (Path(a.runs)/name).absolute()
             t0 = time.time(); done = run_pipeline(run_dir, params, nbs, stages, a.force)
             print(done.drop(columns='notebook').to_string(index=False))
-            print(f"Run {name} finished in {_fmt_secs(time.time() - t0)}: {run_dir}"); _outputs(run_dir)
+            print(f"Run {name} finished in {_fmt_secs(time.time() - t0)}: {run_dir}")
+            if (line := headline(run_dir)): print(f"  {line}")
+            _outputs(run_dir)
     except ProbingError as e:
         print(f"probing-sota: {e}", file=sys.stderr); return 2
     return 0

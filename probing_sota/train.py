@@ -5,6 +5,7 @@
 # %% ../nbs/03_train.ipynb #4e4f81e2
 from __future__ import annotations
 import math, time, json, warnings
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 import numpy as np
@@ -12,7 +13,8 @@ import pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 from tqdm.auto import tqdm
 from .core import (ProbingError, ConfigError, CheckpointError, check_choice, get_device, seed_everything,
-                               prepare_run_dir, save_csv, save_npz, save_checkpoint, load_checkpoint, save_figure)
+                               prepare_run_dir, save_csv, save_npz, save_checkpoint, load_checkpoint, save_figure,
+                               Timings, save_timings, progress_bar)
 from .data import (load_dataset, stratified_subset, train_val_split, DeviceLoader, BatchTransform, Augment,
                                mix_batch, ImageData, memory_budget, record_skipped)
 from .models import (create_model, freeze, train_mode, phase_strategy, param_summary, ModelInfo, STRATEGIES)
@@ -20,8 +22,9 @@ from .models import (create_model, freeze, train_mode, phase_strategy, param_sum
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'SCHEDULES', 'AUGMENTS', 'PRESETS', 'check_train_params', 'make_optimizer', 'make_schedule',
            'TrainingDiverged', 'check_finite', 'soft_cross_entropy', 'run_epoch', 'TensorBatches', 'extract_features',
-           'resolve_augment', 'load_splits', 'classes_without_images', 'plot_curves', 'train_stage', 'augment_is_none',
-           'preset', 'compare_strategies', 'plot_strategy_comparison']
+           'frozen_prefix', 'skipping', 'cache_inputs', 'check_prefix_cache', 'resolve_augment', 'load_splits',
+           'classes_without_images', 'plot_curves', 'train_stage', 'epoch_size', 'augment_is_none', 'preset',
+           'compare_strategies', 'plot_strategy_comparison']
 
 # %% ../nbs/03_train.ipynb #fbb6bbd2
 OPTIMIZERS = ['adamw', 'adam', 'sgd']
@@ -31,7 +34,7 @@ AUGMENTS = {'none': Augment.none(), 'default': Augment(crop_scale=(0.8, 1.0)),
 
 def check_train_params(strategy='last_block', optimizer='adamw', schedule='onecycle', lr=1e-3, epochs=1, batch_size=64,
                        weight_decay=0.0, warmup=0.1, label_smoothing=0.0, grad_clip=None, patience=None, switch_epoch=1,
-                       augment='default'):
+                       augment='default', low_res_size=None, low_res_epochs=0):
     "Raise a `ConfigError` naming the fix for any parameter that makes no sense."
     check_choice(strategy, STRATEGIES, 'strategy'); check_choice(optimizer, OPTIMIZERS, 'optimizer')
     check_choice(schedule, SCHEDULES, 'schedule')
@@ -46,6 +49,10 @@ def check_train_params(strategy='last_block', optimizer='adamw', schedule='onecy
     need(0 <= label_smoothing < 1, f"label_smoothing={label_smoothing!r}: use a value in [0, 1); 0 keeps confidences honest.")
     need(grad_clip is None or grad_clip > 0, f"grad_clip={grad_clip!r}: pass a positive norm, or None for no clipping.")
     need(patience is None or (isinstance(patience, int) and patience >= 1), f"patience={patience!r}: pass epochs >= 1, or None.")
+    need(isinstance(low_res_epochs, int) and 0 <= low_res_epochs < epochs, f"low_res_epochs={low_res_epochs!r}: "
+         f"progressive resizing trains at least the last epoch at input_size: pass 0 to {epochs - 1} (epochs={epochs}).")
+    need(not low_res_epochs or (isinstance(low_res_size, int) and low_res_size >= 16), f"low_res_size={low_res_size!r}: "
+         "pass the size of the first epochs' images in pixels (at least 16), e.g. 32 for input_size=64.")
     need(strategy != 'two_phase' or 1 <= switch_epoch < epochs, f"switch_epoch={switch_epoch!r}: two_phase needs 1 <= switch_epoch < epochs={epochs}.")
 
 # %% ../nbs/03_train.ipynb #fa9b6523
@@ -98,7 +105,7 @@ def run_epoch(model:nn.Module, loader, opt=None, sched=None, n:int|None=None, nu
     p_true = torch.full((n or 0,), float('nan'), device=dev); correct = torch.zeros(n or 0, dtype=torch.bool, device=dev)
     el2n = torch.full((n or 0,), float('nan'), device=dev)
     tot_loss = tot_correct = seen = 0; t0 = time.perf_counter(); step = step0
-    bar = tqdm(loader, desc=desc, leave=False, disable=not progress)
+    bar = progress_bar(loader, desc=desc, disable=not progress)
     for x, y, idx in bar:
         with torch.set_grad_enabled(training), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
             target = y
@@ -123,9 +130,9 @@ def run_epoch(model:nn.Module, loader, opt=None, sched=None, n:int|None=None, nu
 
 # %% ../nbs/03_train.ipynb #f886af95
 class TensorBatches:
-    "Batches `(x[idx], y[idx], idx)` of tensors already on the device (features for the head-only path)."
-    def __init__(self, x, y, batch_size=256, shuffle=False, seed=0):
-        self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
+    "Batches `(x[idx], y[idx], idx)` of tensors already on the device (cached features), as float32 in `memory_format`."
+    def __init__(self, x, y, batch_size=256, shuffle=False, seed=0, memory_format=torch.contiguous_format):
+        self.x, self.y, self.batch_size, self.shuffle, self.memory_format = x, y, batch_size, shuffle, memory_format
         self.generator = torch.Generator(x.device).manual_seed(seed)
     def __len__(self): return math.ceil(len(self.y)/self.batch_size)
     def __iter__(self):
@@ -133,7 +140,8 @@ class TensorBatches:
         order = torch.randperm(n, device=self.x.device, generator=self.generator) if self.shuffle else torch.arange(n, device=self.x.device)
         for i in range(len(self)):
             idx = order[i*self.batch_size:(i + 1)*self.batch_size]
-            yield self.x[idx], self.y[idx], idx
+            x = self.x[idx].float()
+            yield (x.contiguous(memory_format=self.memory_format) if x.ndim == 4 else x), self.y[idx], idx
 
 @torch.no_grad()
 def extract_features(model:nn.Module, info:ModelInfo, loader, bf16:bool=False, progress:bool=False)->tuple[torch.Tensor, torch.Tensor]:
@@ -148,6 +156,69 @@ def extract_features(model:nn.Module, info:ModelInfo, loader, bf16:bool=False, p
             labels.append(y)
     finally: setattr(owner, attr, head); model.train(was)
     return torch.cat(feats), torch.cat(labels)
+
+# %% ../nbs/03_train.ipynb #397082c4
+class _Stop(Exception): "Raised by a hook to end a forward pass early."
+
+def _starts(model:nn.Module, x:torch.Tensor)->dict:
+    "{module name: (start, finish)} order numbers of every module in one forward pass of `x`."
+    order, hooks, n = {}, [], iter(range(10**9))
+    for name, mod in model.named_modules():
+        hooks.append(mod.register_forward_pre_hook(lambda m, a, name=name: order.__setitem__(name, [next(n), None])))
+        hooks.append(mod.register_forward_hook(lambda m, a, o, name=name: order[name].__setitem__(1, next(n))))
+    try:
+        with torch.no_grad(): model(x)
+    finally:
+        for h in hooks: h.remove()
+    return order
+
+def frozen_prefix(model:nn.Module, trainable:list[str], x:torch.Tensor)->tuple[str, list[str]]:
+    "The first of the `trainable` modules to run, and the modules that finish before it starts beside its ancestors."
+    was = model.training; model.eval()
+    try: order = _starts(model, x)
+    finally: model.train(was)
+    ran = [t for t in trainable if t in order]
+    if not ran: raise ConfigError(f"None of the modules {trainable} ran in a forward pass: they are not this model's.")
+    first = min(ran, key=lambda t: order[t][0]); start = order[first][0]
+    chain = [''] + ['.'.join(first.split('.')[:i]) for i in range(1, first.count('.') + 1)]
+    prefix = [f"{a}.{c}" if a else c for a in chain for c, _ in model.get_submodule(a).named_children()
+              if (f"{a}.{c}" if a else c) in order and order[f"{a}.{c}" if a else c][1] < start]
+    return first, prefix
+
+@contextmanager
+def skipping(model:nn.Module, prefix:list[str]):
+    "`model` with the modules `prefix` replaced by `Identity` (put back on exit): it then takes cached inputs."
+    saved = {n: model.get_submodule(n) for n in prefix}
+    try:
+        for n in prefix: model.set_submodule(n, nn.Identity())
+        yield model
+    finally:
+        for n, m in saved.items(): model.set_submodule(n, m)
+
+@torch.no_grad()
+def cache_inputs(model:nn.Module, first:str, loader, dtype=torch.float16, progress:bool=False)->tuple[torch.Tensor, torch.Tensor]:
+    "What reaches module `first` for every example of `loader` (in order, as `dtype`), and the labels; the rest is not run."
+    store = []
+    def grab(m, args): store.append(args[0].to(dtype)); raise _Stop
+    was = model.training; model.eval(); h = model.get_submodule(first).register_forward_pre_hook(grab); labels = []
+    try:
+        for x, y, _ in progress_bar(loader, desc='frozen layers', disable=not progress):
+            try: model(x)
+            except _Stop: pass
+            labels.append(y)
+    finally: h.remove(); model.train(was)
+    return torch.cat(store), torch.cat(labels)
+
+@torch.no_grad()
+def check_prefix_cache(model:nn.Module, first:str, prefix:list[str], x:torch.Tensor, tol:float=1e-3)->bool:
+    "Do the logits from the cached inputs of `first` equal the model's own on `x`?"
+    was = model.training; model.eval()
+    try:
+        full = model(x).float()
+        cached = cache_inputs(model, first, [(x, torch.zeros(len(x)), None)], dtype=torch.float32)[0]
+        with skipping(model, prefix): part = model(cached).float()
+    finally: model.train(was)
+    return part.shape == full.shape and bool(torch.allclose(part, full, rtol=tol, atol=tol*float(full.abs().max().clamp_min(1))))
 
 # %% ../nbs/03_train.ipynb #4c2aac23
 def resolve_augment(augment, dataset:str)->Augment:
@@ -203,18 +274,19 @@ def train_stage(run_dir, # the run directory (runs/<name>)
                 epochs:int=1, lr:float=1e-3, optimizer:str='adamw', schedule:str='onecycle', warmup:float=0.1,
                 weight_decay:float=0.01, grad_clip:float|None=1.0, label_smoothing:float=0.0,
                 batch_size:int=128, input_size:int=64, n_train:int|None=None, val_fraction:float=0.1,
+                low_res_size:int|None=None, low_res_epochs:int=0, # progressive resizing: the first epochs at a lower size
                 augment='default', # 'none', 'default', 'strong' or a dict of `Augment` fields
                 switch_epoch:int=1, # two_phase: the first epoch that also trains the last block
                 patience:int|None=None, # early stopping: epochs without a better val accuracy
                 seed:int=0, device='auto', bf16:bool|None=None, channels_last:bool|None=None, compile:bool=False,
-                feature_cache:bool=True, # head + no augmentation: train the head on features computed once
+                feature_cache:bool=True, # head or last_block + no augmentation: run the frozen layers once, not every epoch
                 on_bad_image:str='skip', # image folders: 'skip' unreadable files (listed in skipped_files.csv) or 'error'
                 exist:str='error', # if run_dir holds another run: 'error', 'resume' or 'overwrite'
                 progress:bool=True, callbacks:list|None=None, # functions f(epoch, row) called after each epoch
                )->dict:
     "Fine-tune a pretrained model and write checkpoints, train_log.csv, dynamics.npz and the curves into `run_dir`."
     check_train_params(strategy, optimizer, schedule, lr, epochs, batch_size, weight_decay, warmup, label_smoothing,
-                       grad_clip, patience, switch_epoch, augment)
+                       grad_clip, patience, switch_epoch, augment, low_res_size, low_res_epochs)
     params = {k: v for k, v in locals().items() if k not in ('run_dir', 'progress', 'callbacks', 'exist')}
     dev = get_device(device)
     bf16 = dev.type == 'cuda' if bf16 is None else bf16
@@ -228,15 +300,18 @@ def train_stage(run_dir, # the run directory (runs/<name>)
                 print(f"{run_dir} is already trained with these parameters: skipping (exist='overwrite' retrains).")
                 return ck['meta']['summary']
     prepare_run_dir(run_dir, params, exist=exist, device=dev)
-    seed_everything(seed)
+    seed_everything(seed); clock = Timings()
     aug = resolve_augment(augment, dataset)
-    train, val = load_splits(dataset, data_root, n_train, val_fraction, seed, input_size, on_bad_image)
-    record_skipped(run_dir, train)
+    with clock('load data'):
+        train, val = load_splits(dataset, data_root, n_train, val_fraction, seed, input_size, on_bad_image)
+        record_skipped(run_dir, train)
     if (untrained := classes_without_images(train.classes, train, val)):
         print(f"warning: {len(untrained)} class(es) have no training images: {', '.join(untrained)}; the model cannot learn them")
-    model, info = create_model(model_name, num_classes=train.num_classes, weights=weights, input_size=input_size, classes=train.classes)
+    with clock('build model'):
+        model, info = create_model(model_name, num_classes=train.num_classes, weights=weights, input_size=input_size, classes=train.classes)
     model = model.to(dev, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    use_features = strategy == 'head' and feature_cache and augment_is_none(aug)
+    cacheable = feature_cache and augment_is_none(aug) and not low_res_epochs
+    use_features = strategy == 'head' and cacheable
     train_tf, eval_tf = info.transform(train=not augment_is_none(aug), aug=aug, channels_last=channels_last), info.transform(channels_last=channels_last)
     mem = _memory_shares(dev, train, val)  # image folders larger than this are streamed from their cache
     train_dl = None if use_features else DeviceLoader(train, train_tf, batch_size, shuffle=True, device=dev, seed=seed, max_memory=mem[0])
@@ -247,7 +322,13 @@ def train_stage(run_dir, # the run directory (runs/<name>)
         fx, fy = extract_features(model, info, DeviceLoader(train, eval_tf, 256, device=dev, max_memory=mem[0]), bf16, progress)
         vx, vy = extract_features(model, info, val_dl, bf16, progress)
         feature_seconds = time.perf_counter() - t0  # counted in the first epoch's time
+        clock.seconds['features'] = feature_seconds
         train_dl = TensorBatches(fx, fy, batch_size, shuffle=True, seed=seed); val_dl = TensorBatches(vx, vy, 256)
+    prefix = []
+    if strategy == 'last_block' and cacheable:
+        with clock('frozen layers, once'):
+            prefix, batches = _prefix_cache(model, info, train, val, eval_tf, batch_size, dev, mem, seed, bf16, progress, channels_last)
+        if prefix: train_dl, val_dl = batches; feature_seconds = clock.seconds['frozen layers, once']  # in epoch 1's time
     net = model.get_submodule(info.head) if use_features else model
     fwd = torch.compile(net) if compile else net
     final = 'last_block' if strategy == 'two_phase' else strategy
@@ -267,12 +348,13 @@ def train_stage(run_dir, # the run directory (runs/<name>)
     summary = {}
     for epoch in range(start, epochs):
         s = phase_strategy(strategy, epoch, switch_epoch); freeze(model, info, s); train_mode(model)
-        lr_now = opt.param_groups[0]['lr']
-        tr = run_epoch(fwd, train_dl, opt, sched, len(train), train.num_classes, aug, label_smoothing, grad_clip, bf16, step,
-                       progress, f'epoch {epoch + 1}/{epochs} [{s}]')
+        lr_now = opt.param_groups[0]['lr']; train_tf.input_size = epoch_size(epoch, input_size, low_res_size, low_res_epochs)
+        with clock('training epochs'), skipping(model, prefix):
+            tr = run_epoch(fwd, train_dl, opt, sched, len(train), train.num_classes, aug, label_smoothing, grad_clip, bf16, step,
+                           progress, f'epoch {epoch + 1}/{epochs} [{s}, {train_tf.input_size} px]')
         step = tr['steps']; model.eval()
-        va = run_epoch(fwd, val_dl, bf16=bf16)
-        row = {'epoch': epoch + 1, 'strategy': s, 'train_loss': tr['loss'], 'train_acc': tr['acc'], 'val_loss': va['loss'],
+        with clock('validation'), skipping(model, prefix): va = run_epoch(fwd, val_dl, bf16=bf16)
+        row = {'epoch': epoch + 1, 'strategy': s, 'input_size': train_tf.input_size, 'train_loss': tr['loss'], 'train_acc': tr['acc'], 'val_loss': va['loss'],
                'val_acc': va['acc'], 'lr': lr_now, 'seconds': round(tr['seconds'] + va['seconds'] + (feature_seconds if epoch == 0 else 0), 2),
                'images_per_s': round(tr['images_per_s'], 1), 'trainable_params': n_trainable[s]}
         log.append(row); p_hist.append(tr['p_true'].half().cpu()); c_hist.append(tr['correct'].cpu()); e_hist.append(tr['el2n'].half().cpu())
@@ -282,21 +364,47 @@ def train_stage(run_dir, # the run directory (runs/<name>)
         stop = patience is not None and stale >= patience
         summary = {'epochs_run': epoch + 1, 'best_val_acc': best_acc, 'final_val_acc': va['acc'], 'final_train_acc': tr['acc'],
                    'train_seconds': round(sum(r['seconds'] for r in log), 1), 'stopped_early': stop and epoch + 1 < epochs,
-                   'n_train': len(train), 'n_val': len(val), 'feature_cache': use_features,
+                   'n_train': len(train), 'n_val': len(val), 'feature_cache': use_features or bool(prefix),
                    'classes_without_training_images': untrained}
-        if improved: save_checkpoint(model.state_dict(), best_path, **meta(), epoch=epoch + 1)
-        save_csv(pd.DataFrame(log), run_dir/'train_log.csv')
-        save_npz(run_dir/'dynamics.npz', p_true=torch.stack(p_hist).numpy(), correct=torch.stack(c_hist).numpy(), el2n=torch.stack(e_hist).numpy(),
-                 index=train.index, label=train.labels, val_index=val.index, epochs=np.arange(1, len(p_hist) + 1))
         finished = stop or epoch + 1 == epochs
-        state = {'optimizer': opt.state_dict(), 'scheduler': sched.state_dict(), 'rng': _rng_state(train_dl), 'epoch': epoch,
-                 'step': step, 'best_acc': best_acc, 'stale': stale, 'log': log, 'p_true': p_hist, 'correct': c_hist, 'el2n': e_hist,
-                 'finished': finished}
-        save_checkpoint(model.state_dict(), last_path, train_state=state, **meta(), epoch=epoch + 1)
+        with clock('checkpoints and logs'):
+            if improved: save_checkpoint(model.state_dict(), best_path, **meta(), epoch=epoch + 1)
+            save_csv(pd.DataFrame(log), run_dir/'train_log.csv')
+            save_npz(run_dir/'dynamics.npz', p_true=torch.stack(p_hist).numpy(), correct=torch.stack(c_hist).numpy(),
+                     el2n=torch.stack(e_hist).numpy(), index=train.index, label=train.labels, val_index=val.index,
+                     epochs=np.arange(1, len(p_hist) + 1))
+            state = {'optimizer': opt.state_dict(), 'scheduler': sched.state_dict(), 'rng': _rng_state(train_dl), 'epoch': epoch,
+                     'step': step, 'best_acc': best_acc, 'stale': stale, 'log': log, 'p_true': p_hist, 'correct': c_hist,
+                     'el2n': e_hist, 'finished': finished}
+            save_checkpoint(model.state_dict(), last_path, train_state=state, **meta(), epoch=epoch + 1)
         for cb in callbacks or []: cb(epoch + 1, row)
         if stop: print(f"early stop after epoch {epoch + 1}: no better validation accuracy for {patience} epochs"); break
-    save_figure(plot_curves(pd.DataFrame(log), f'{model_name} · {dataset} · {strategy}'), run_dir/'figures'/'training_curves.png')
+    with clock('curves figure'):
+        save_figure(plot_curves(pd.DataFrame(log), f'{model_name} · {dataset} · {strategy}'), run_dir/'figures'/'training_curves.png')
+    save_timings(run_dir, 'train', clock)
     return summary
+
+def _prefix_cache(model, info, train, val, eval_tf, batch_size, dev, mem, seed, bf16, progress, channels_last)->tuple[list, tuple|None]:
+    "The frozen prefix of a `last_block` model and loaders of its cached outputs; ([], None) with the reason printed if it cannot be."
+    probe = eval_tf.to(dev)(torch.from_numpy(np.ascontiguousarray(train.images[:8])).permute(0, 3, 1, 2).to(dev))
+    first, prefix = frozen_prefix(model, list(info.last_block) + [info.head], probe)
+    if not prefix: return [], None
+    if not check_prefix_cache(model, first, prefix, probe):
+        print(f"note: {info.name}'s forward does more than chain its modules before {first}: the frozen layers run every epoch"); return [], None
+    per_image = cache_inputs(model, first, [(probe[:1], torch.zeros(1), None)])[0].numel()*2  # bytes, as float16
+    need = per_image*(len(train) + len(val))
+    if need > sum(mem):
+        print(f"note: the frozen layers' outputs would take {need/2**30:.1f} GiB, more than the memory budget "
+              f"({sum(mem)/2**30:.1f} GiB; $PROBING_SOTA_MAX_MEMORY): they run every epoch instead"); return [], None
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+        fx, fy = cache_inputs(model, first, DeviceLoader(train, eval_tf, 256, device=dev, max_memory=mem[0]), progress=progress)
+        vx, vy = cache_inputs(model, first, DeviceLoader(val, eval_tf, 256, device=dev, max_memory=mem[1]))
+    return prefix, (TensorBatches(fx, fy, batch_size, shuffle=True, seed=seed, memory_format=fmt), TensorBatches(vx, vy, 256, memory_format=fmt))
+
+def epoch_size(epoch:int, input_size:int, low_res_size:int|None=None, low_res_epochs:int=0)->int:
+    "The training images' size in `epoch` (0-based): `low_res_size` for the first `low_res_epochs`, then `input_size`."
+    return low_res_size if low_res_size and epoch < low_res_epochs else input_size
 
 def augment_is_none(aug:Augment)->bool:
     "True when `aug` changes nothing."
