@@ -24,11 +24,11 @@ setup: $(STAMP)
 $(STAMP): settings.ini setup.py
 	@$(MAKE) --no-print-directory system-data
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q $(NBDEV)
+	$(BIN)/python -m pip install -qq --upgrade pip
+	$(BIN)/python -m pip install -qq $(TORCH)
+	$(BIN)/python -m pip install -qq $(NBDEV)
 	$(BIN)/nbdev_export
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -qq -e ".[dev]"
 	touch $(STAMP)
 
 # Debian packages (only as root on Debian): the real Fashion-MNIST offline, Chromium for the browser tests, npm for the docs' JavaScript.

@@ -43,6 +43,11 @@ RECIPES = {  # name: changes to BASE
     'cache-60k-3ep-lr3e-3-bs256': dict(strategy='last_block', augment='none', epochs=3, lr=3e-3, batch_size=256, input_size=64,
                                        n_train=None),
     'cache-60k-3ep-lr3e-3-56px': dict(strategy='last_block', augment='none', epochs=3, lr=3e-3, input_size=56, n_train=None),
+    # the frozen-layer cache against running the frozen layers every epoch: the same recipe, the same images, on 20k of them
+    'quickstart-20k-cached': dict(strategy='last_block', augment='none', epochs=2, lr=3e-3, input_size=56, n_train=20_000),
+    'quickstart-20k-uncached': dict(strategy='last_block', augment='none', epochs=2, lr=3e-3, input_size=56, n_train=20_000,
+                                    feature_cache=False),
+    'quickstart': dict(strategy='last_block', augment='none', epochs=2, lr=3e-3, input_size=56, n_train=None),
     'prog-32x2-48x1-60k': dict(strategy='full', epochs=3, lr=2e-3, input_size=48, low_res_size=32, low_res_epochs=2, n_train=None),
 }
 

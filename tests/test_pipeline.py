@@ -27,6 +27,10 @@ def test_run_override_skip_and_rerun_of_changed_stages(tmp_path):
     for f in ['model/best.pt', 'predictions.csv', 'metrics.json', 'hard/hard_examples.csv', 'cam_metrics.csv', 'gallery.html']:
         assert (run/f).exists(), f
     assert 'stage 03 train] done in' in r.stdout and 'elapsed' in r.stdout and str(run/'gallery.html') in r.stdout
+    # the terminal is what a person wants to read: stage lines, where the time went, the headline; no library noise
+    assert not r.stderr.strip(), r.stderr
+    assert 'where the time went' in r.stdout and 'test accuracy ' in r.stdout and 'kernel start' in r.stdout, r.stdout
+    assert {'kernel start', 'imports and setup', 'training epochs'} <= set(st['train']['breakdown']), st['train']
     # the same command again: everything skipped, nothing rewritten
     mtime = (run/'model/best.pt').stat().st_mtime
     r = cli('run', '--runs', tmp_path, '--name', 'tiny', *TINY, '-p', 'train.epochs=1')
