@@ -5,6 +5,7 @@
 # %% ../nbs/04_evaluate.ipynb #d24e10ce
 from __future__ import annotations
 import json, shutil
+from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -12,15 +13,28 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from .core import (Timings, save_timings, ProbingError, ConfigError, get_device, save_csv, save_json, save_npy, save_text, save_figure, run_params,
                                prepare_run_dir, load_checkpoint)
 from .data import load_dataset, dataset_classes, record_skipped, stratified_subset, DeviceLoader, BatchTransform, ImageData
-from .models import model_from_checkpoint, ModelInfo, run_model, run_data, load_model_file, checkpoint_model
+from .models import last_linear, model_from_checkpoint, ModelInfo, run_model, run_data, load_model_file, checkpoint_model
 
 # %% auto #0
-__all__ = ['NO_TEST_IMAGES', 'NEVER_PREDICTED', 'EVAL_FILES', 'predict', 'prediction_table', 'calibration_bins',
-           'expected_calibration_error', 'classification_metrics', 'classification_report_text', 'row_shares',
-           'plot_confusion', 'confused_pairs', 'plot_reliability', 'evaluate_model', 'adopt_model', 'stage_model',
-           'evaluate_stage']
+__all__ = ['NO_TEST_IMAGES', 'NEVER_PREDICTED', 'EVAL_FILES', 'capturing_inputs', 'predict', 'embedding_layer',
+           'prediction_table', 'calibration_bins', 'expected_calibration_error', 'classification_metrics',
+           'classification_report_text', 'row_shares', 'plot_confusion', 'confused_pairs', 'plot_reliability',
+           'evaluate_model', 'save_embeddings', 'adopt_model', 'stage_model', 'load_embeddings', 'evaluate_stage']
 
 # %% ../nbs/04_evaluate.ipynb #6c006cab
+@contextmanager
+def capturing_inputs(model:nn.Module, layer:str|None):
+    "Yields a list to which the input of module `layer` is appended at every forward pass (float16 on the CPU, B×D)."
+    store = []
+    if not layer: yield store; return
+    def grab(m, args):
+        x = args[0].detach()
+        if x.ndim > 2: x = x.flatten(2).mean(2) if x.ndim == 4 else x.flatten(1)  # a map is pooled, anything else flattened
+        store.append(x.to('cpu', torch.float16))
+    h = model.get_submodule(layer).register_forward_pre_hook(grab)
+    try: yield store
+    finally: h.remove()
+
 @torch.no_grad()
 def predict(model:nn.Module, # any classifier: images in, logits out
             data:ImageData, # the split to predict
@@ -28,16 +42,19 @@ def predict(model:nn.Module, # any classifier: images in, logits out
             batch_size:int=256, device='auto',
             tta:bool=False, # also predict on the flipped images and average the probabilities?
             bf16:bool|None=None, # bf16 autocast (default: on CUDA)
+            embed:str|None=None, # also keep the input of this module (the head: `embedding_layer`) as 'embeddings'
            )->dict:
-    "Run `model` over `data`: logits, probabilities (TTA-averaged if asked) and, with TTA, the plain predictions."
+    "Run `model` over `data`: logits, probabilities (TTA-averaged if asked), with TTA the plain predictions, and embeddings."
     dev = get_device(device); bf16 = dev.type == 'cuda' if bf16 is None else bf16
     model = model.to(dev, memory_format=torch.channels_last).eval()  # 2-3x faster on CPU for depthwise convs, and what tensor cores want
     logits, flip_logits = [], []
-    for x, _, _ in DeviceLoader(data, transform, batch_size, device=dev):
-        x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-            logits.append(model(x).float())
-            if tta: flip_logits.append(model(x.flip(-1)).float())
+    with capturing_inputs(model, embed) as embeddings:
+        for x, _, _ in DeviceLoader(data, transform, batch_size, device=dev):
+            x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                logits.append(model(x).float())
+                if tta:
+                    with capturing_inputs(model, None): flip_logits.append(model(x.flip(-1)).float())
     logits = torch.cat(logits)
     if logits.ndim != 2 or logits.shape[1] != data.num_classes:
         raise ConfigError(f"The model outputs {tuple(logits.shape[1:])} scores per image but {data.name!r} has {data.num_classes} classes: "
@@ -48,10 +65,29 @@ def predict(model:nn.Module, # any classifier: images in, logits out
         raise ProbingError(f"The model produced NaN/inf logits for {int(bad.sum())} of {len(logits)} images (dataset indices {first}…): "
                            "its weights are damaged or training diverged; use model/best.pt or retrain.")
     probs = logits.softmax(-1); out = {'logits': logits.cpu(), 'probs': probs.cpu()}
+    if embed: out['embeddings'] = torch.cat(embeddings)
     if tta:
         probs_tta = (probs + torch.cat(flip_logits).softmax(-1))/2
         out.update(probs=probs_tta.cpu(), plain_pred=probs.argmax(-1).cpu())
     return out
+
+# %% ../nbs/04_evaluate.ipynb #3bef9185
+def embedding_layer(model:nn.Module, # the classifier
+                    info:ModelInfo|None=None, # its info, whose `head` is used when it names one
+                    layer:str|None=None, # a module path to use instead (its input is the embedding)
+                   )->str:
+    "The module whose input is `model`'s embedding: `layer`, else the head `info` names, else the last `nn.Linear`."
+    if not layer and info is not None and info.head: layer = info.head
+    if not layer:
+        try: layer = last_linear(model)
+        except ConfigError: raise ConfigError(f"{type(model).__name__} has no nn.Linear head to take embeddings from: pass "
+                                              "embed_layer= the module path of the layer that makes its class scores.") from None
+    try: model.get_submodule(layer)
+    except AttributeError:
+        near = [n for n, _ in model.named_modules() if n and n.split('.')[-1] in (layer.split('.')[-1], 'fc', 'head', 'classifier')][:5]
+        raise ConfigError(f"{type(model).__name__} has no module {layer!r} to take embeddings from"
+                          + (f" (it has {', '.join(near)})" if near else '') + ": pass embed_layer= its head's module path.") from None
+    return layer
 
 # %% ../nbs/04_evaluate.ipynb #05dd2371
 def prediction_table(probs:torch.Tensor|np.ndarray, # N×C softmax probabilities
@@ -192,6 +228,7 @@ def evaluate_model(model:nn.Module, # the classifier
                    input_size:int|None=None, mean=None, std=None,
                    tta:bool=False, batch_size:int=256, device='auto', figures:bool=True,
                    clock:Timings|None=None, # its phases are timed into this (a stage's `Timings`)
+                   embed_layer:str|None=None, # the module whose input is the embedding (default: the head; see `embedding_layer`)
                   )->tuple[pd.DataFrame, dict]:
     "Predict, tabulate, measure; write predictions.csv, probs.npy, confusion matrix, report, metrics.json and figures."
     if info is None and input_size is None: raise ConfigError("Pass info=ModelInfo (from create_model/model_from_checkpoint) or input_size=, mean=, std=.")
@@ -200,13 +237,32 @@ def evaluate_model(model:nn.Module, # the classifier
         raise ConfigError(f"The {data.split or 'test'} split of {data.name!r} has no images: nothing to evaluate "
                           "(check data_root and n_test).")
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True); clock = clock or Timings()
-    with clock('predict'): pred = predict(model, data, tf, batch_size, device, tta)
-    with clock('metrics and files'): table, metrics, cm = _write_evaluation(pred, data, out)
+    layer = _embedding_layer_or_none(model, info, embed_layer)
+    with clock('predict'): pred = predict(model, data, tf, batch_size, device, tta, embed=layer)
+    with clock('metrics and files'):
+        table, metrics, cm = _write_evaluation(pred, data, out)
+        if layer: save_embeddings(out, 'test', pred['embeddings'], layer)
     if figures:
         with clock('figures'):
             save_figure(plot_confusion(cm, data.classes), out/'figures'/'confusion_matrix.png')
             save_figure(plot_reliability(table), out/'figures'/'reliability.png')
     return table, metrics
+
+def _embedding_layer_or_none(model, info, layer):
+    "The embedding layer; None, said, when the model has no head to find and none was named, or cannot be hooked."
+    if isinstance(model, torch.jit.ScriptModule):
+        print("note: no embeddings kept: a TorchScript model cannot be hooked (load its state_dict into its architecture "
+              "to get them)"); return None
+    try: return embedding_layer(model, info, layer)
+    except ConfigError as e:
+        if layer: raise
+        print(f"note: no embeddings kept: {e}"); return None
+
+def save_embeddings(run_dir, split:str, emb:torch.Tensor, layer:str)->Path:
+    "Write a split's embeddings as `embeddings/<split>.npy` (float16, rows in the order of the split's table) and what they are."
+    d = Path(run_dir)/'embeddings'
+    save_json({'layer': layer, 'dim': int(emb.shape[1]), 'rows': len(emb), 'dtype': 'float16'}, d/f'{split}.json')
+    return save_npy(emb.numpy().astype(np.float16), d/f'{split}.npy')
 
 def _write_evaluation(pred:dict, data:ImageData, out:Path)->tuple[pd.DataFrame, dict, np.ndarray]:
     "The prediction table, the metrics and every evaluation file but the figures."
@@ -281,15 +337,25 @@ def stage_model(run_dir, # a run directory with a model (trained by stage 03), o
     record_skipped(run_dir, data)
     return model, info, data
 
+def load_embeddings(run_dir, split:str='test')->np.ndarray:
+    "A split's embeddings from `run_dir/embeddings/` (float16, rows in the order of its table); a clear error if there are none."
+    f = Path(run_dir)/'embeddings'/f'{split}.npy'
+    if not f.exists():
+        raise ProbingError(f"No {split} embeddings in {run_dir}: the evaluation stage (04_evaluate) writes them; run it on this run "
+                           "(a model without a head to find needs evaluate.embed_layer=<its head's module path>).")
+    return np.load(f)
+
 def evaluate_stage(run_dir, # a run directory with a model (trained by stage 03), or any folder when `weights` is given
                    checkpoint:str='best', dataset:str|None=None, data_root=None, n_test:int|None=None, # as for `stage_model`
                    tta:bool=False, batch_size:int=256, device='auto', seed:int=0,
+                   embed_layer:str|None=None, # the module whose input is kept as the embedding (default: the head)
                    weights:str|None=None, **probe_kw, # a model file to probe instead, and how to read it (see `adopt_model`)
                   )->dict:
     "Evaluate the run's model (or the model file `weights`) on the test split and write the evaluation files into `run_dir`."
     clock = Timings()
     with clock('load model and data'):  # probe_kw: on_bad_image too
         model, info, data = stage_model(run_dir, checkpoint, dataset, data_root, n_test, seed, weights, **probe_kw)
-    _, metrics = evaluate_model(model, data, run_dir, info, tta=tta, batch_size=batch_size, device=device, clock=clock)
+    _, metrics = evaluate_model(model, data, run_dir, info, tta=tta, batch_size=batch_size, device=device, clock=clock,
+                                embed_layer=embed_layer)
     save_timings(run_dir, 'evaluate', clock)
     return metrics
