@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
-from tqdm.auto import tqdm
 from .core import (ProbingError, ConfigError, CheckpointError, check_choice, get_device, seed_everything,
                                prepare_run_dir, save_csv, save_npz, save_checkpoint, load_checkpoint, save_figure,
                                Timings, save_timings, progress_bar)
@@ -21,8 +20,8 @@ from .models import (create_model, freeze, train_mode, phase_strategy, param_sum
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'SCHEDULES', 'AUGMENTS', 'PRESETS', 'check_train_params', 'make_optimizer', 'make_schedule',
-           'TrainingDiverged', 'check_finite', 'soft_cross_entropy', 'run_epoch', 'TensorBatches', 'extract_features',
-           'frozen_prefix', 'skipping', 'cache_inputs', 'check_prefix_cache', 'resolve_augment', 'load_splits',
+           'TrainingDiverged', 'check_finite', 'soft_cross_entropy', 'run_epoch', 'TensorBatches', 'cache_inputs',
+           'extract_features', 'frozen_prefix', 'skipping', 'check_prefix_cache', 'resolve_augment', 'load_splits',
            'classes_without_images', 'plot_curves', 'train_stage', 'epoch_size', 'augment_is_none', 'preset',
            'compare_strategies', 'plot_strategy_comparison']
 
@@ -143,23 +142,30 @@ class TensorBatches:
             x = self.x[idx].float()
             yield (x.contiguous(memory_format=self.memory_format) if x.ndim == 4 else x), self.y[idx], idx
 
-@torch.no_grad()
-def extract_features(model:nn.Module, info:ModelInfo, loader, bf16:bool=False, progress:bool=False)->tuple[torch.Tensor, torch.Tensor]:
-    "The inputs of the head (pre-logits features) for every example of `loader`, in order."
-    head = model.get_submodule(info.head); parent, _, attr = info.head.rpartition('.')
-    owner = model.get_submodule(parent) if parent else model
-    was = model.training; model.eval(); setattr(owner, attr, nn.Identity())
-    try:
-        feats, labels = [], []
-        for x, y, _ in tqdm(loader, desc='features', leave=False, disable=not progress):
-            with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16): feats.append(model(x).float())
-            labels.append(y)
-    finally: setattr(owner, attr, head); model.train(was)
-    return torch.cat(feats), torch.cat(labels)
-
-# %% ../nbs/03_train.ipynb #397082c4
 class _Stop(Exception): "Raised by a hook to end a forward pass early."
 
+@torch.no_grad()
+def cache_inputs(model:nn.Module, first:str, loader, dtype=torch.float16, progress:bool=False, desc:str='frozen layers')->tuple[torch.Tensor, torch.Tensor]:
+    "What reaches module `first` for every example of `loader` (in order, as `dtype`), and the labels; the rest is not run."
+    store = []
+    def grab(m, args): store.append(args[0].to(dtype)); raise _Stop
+    was = model.training; model.eval(); h = model.get_submodule(first).register_forward_pre_hook(grab); labels = []
+    try:
+        for x, y, _ in progress_bar(loader, desc=desc, disable=not progress):
+            try: model(x)
+            except _Stop: pass
+            labels.append(y)
+    finally: h.remove(); model.train(was)
+    return torch.cat(store), torch.cat(labels)
+
+@torch.no_grad()
+def extract_features(model:nn.Module, info:ModelInfo, loader, bf16:bool=False, progress:bool=False)->tuple[torch.Tensor, torch.Tensor]:
+    "The inputs of the head (pre-logits features) for every example of `loader`, in order (`cache_inputs` of the head)."
+    dev = next(model.parameters()).device
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+        return cache_inputs(model, info.head, loader, dtype=torch.float32, progress=progress, desc='features')
+
+# %% ../nbs/03_train.ipynb #397082c4
 def _starts(model:nn.Module, x:torch.Tensor)->dict:
     "{module name: (start, finish)} order numbers of every module in one forward pass of `x`."
     order, hooks, n = {}, [], iter(range(10**9))
@@ -196,27 +202,14 @@ def skipping(model:nn.Module, prefix:list[str]):
         for n, m in saved.items(): model.set_submodule(n, m)
 
 @torch.no_grad()
-def cache_inputs(model:nn.Module, first:str, loader, dtype=torch.float16, progress:bool=False)->tuple[torch.Tensor, torch.Tensor]:
-    "What reaches module `first` for every example of `loader` (in order, as `dtype`), and the labels; the rest is not run."
-    store = []
-    def grab(m, args): store.append(args[0].to(dtype)); raise _Stop
-    was = model.training; model.eval(); h = model.get_submodule(first).register_forward_pre_hook(grab); labels = []
-    try:
-        for x, y, _ in progress_bar(loader, desc='frozen layers', disable=not progress):
-            try: model(x)
-            except _Stop: pass
-            labels.append(y)
-    finally: h.remove(); model.train(was)
-    return torch.cat(store), torch.cat(labels)
-
-@torch.no_grad()
 def check_prefix_cache(model:nn.Module, first:str, prefix:list[str], x:torch.Tensor, tol:float=1e-3)->bool:
-    "Do the logits from the cached inputs of `first` equal the model's own on `x`?"
+    "Do the logits from the cached inputs of `first` equal the model's own on `x` (False if the cached path cannot run)?"
     was = model.training; model.eval()
     try:
         full = model(x).float()
         cached = cache_inputs(model, first, [(x, torch.zeros(len(x)), None)], dtype=torch.float32)[0]
         with skipping(model, prefix): part = model(cached).float()
+    except RuntimeError: return False  # the rest of the forward cannot take the cached inputs (a ViT adds its class token again)
     finally: model.train(was)
     return part.shape == full.shape and bool(torch.allclose(part, full, rtol=tol, atol=tol*float(full.abs().max().clamp_min(1))))
 
@@ -318,11 +311,10 @@ def train_stage(run_dir, # the run directory (runs/<name>)
     val_dl = DeviceLoader(val, eval_tf, max(batch_size, 256), device=dev, max_memory=mem[1])
     feature_seconds = 0.0
     if use_features:
-        t0 = time.perf_counter()
-        fx, fy = extract_features(model, info, DeviceLoader(train, eval_tf, 256, device=dev, max_memory=mem[0]), bf16, progress)
-        vx, vy = extract_features(model, info, val_dl, bf16, progress)
-        feature_seconds = time.perf_counter() - t0  # counted in the first epoch's time
-        clock.seconds['features'] = feature_seconds
+        with clock('features'):
+            fx, fy = extract_features(model, info, DeviceLoader(train, eval_tf, 256, device=dev, max_memory=mem[0]), bf16, progress)
+            vx, vy = extract_features(model, info, val_dl, bf16, progress)
+        feature_seconds = clock.seconds['features']  # counted in the first epoch's time
         train_dl = TensorBatches(fx, fy, batch_size, shuffle=True, seed=seed); val_dl = TensorBatches(vx, vy, 256)
     prefix = []
     if strategy == 'last_block' and cacheable:
