@@ -12,11 +12,11 @@ import pandas as pd
 import torch
 
 # %% auto #0
-__all__ = ['CKPT_FORMAT', 'TIMINGS', 'PROGRESS_ENV', 'ProbingError', 'DataNotFoundError', 'CheckpointError', 'ConfigError',
-           'check_choice', 'get_device', 'seed_everything', 'atomic_write', 'save_json', 'save_text', 'save_csv',
-           'save_npy', 'save_npz', 'save_figure', 'save_checkpoint', 'load_checkpoint', 'library_versions',
-           'git_commit', 'device_description', 'prepare_run_dir', 'run_params', 'file_digest', 'Timings',
-           'save_timings', 'progress_bar']
+__all__ = ['CKPT_FORMAT', 'EMBEDDING_STAGES', 'TIMINGS', 'PROGRESS_ENV', 'ProbingError', 'DataNotFoundError', 'CheckpointError',
+           'ConfigError', 'check_choice', 'get_device', 'seed_everything', 'atomic_write', 'save_json', 'save_text',
+           'save_csv', 'save_npy', 'save_npz', 'save_figure', 'save_checkpoint', 'load_checkpoint', 'library_versions',
+           'git_commit', 'device_description', 'prepare_run_dir', 'run_params', 'save_embeddings', 'load_embeddings',
+           'file_digest', 'Timings', 'save_timings', 'progress_bar']
 
 # %% ../nbs/00_core.ipynb #749b5437
 class ProbingError(Exception):
@@ -241,6 +241,33 @@ def run_params(run_dir:str|Path)->dict:
     "The parameters recorded in a run directory's `config.json` ({} if it has none)."
     f = Path(run_dir)/'config.json'
     return json.loads(f.read_text()).get('params', {}) if f.exists() else {}
+
+# %% ../nbs/00_core.ipynb #ed2d5922
+EMBEDDING_STAGES = {'test': '04_evaluate', 'train': '03_train'}
+
+def save_embeddings(run_dir, # the run directory
+                    split:str, # 'test' or 'train'
+                    emb:torch.Tensor|np.ndarray, # one row per example, in the order of the split's table
+                    layer:str, # the module whose input they are
+                    rows:pd.DataFrame|None=None, # the examples' dataset `index` and `label`, when no other table orders them
+                   )->Path:
+    "Write a split's embeddings as `embeddings/<split>.npy` (float16), with what they are and, if given, which rows."
+    d = Path(run_dir)/'embeddings'; emb = emb.numpy() if torch.is_tensor(emb) else np.asarray(emb)
+    if rows is not None:
+        if len(rows) != len(emb): raise ValueError(f"{len(emb)} embeddings but {len(rows)} rows")
+        save_csv(rows[['index', 'label']], d/f'{split}_rows.csv')
+    save_json({'layer': layer, 'dim': int(emb.shape[1]), 'rows': len(emb), 'dtype': 'float16'}, d/f'{split}.json')
+    return save_npy(emb.astype(np.float16), d/f'{split}.npy')
+
+def load_embeddings(run_dir, split:str='test')->np.ndarray:
+    "A split's embeddings from `run_dir/embeddings/` (float16, rows in the order of its table); a clear error if there are none."
+    f = Path(run_dir)/'embeddings'/f'{split}.npy'
+    if not f.exists():
+        stage = EMBEDDING_STAGES.get(split, 'the stage that made the split')
+        how = ("(a model without a head to find needs evaluate.embed_layer=<its head's module path>)" if split == 'test' else
+               "(train.train_embeddings=True, the default), or let stage 07_why compute them (why.train_embeddings='compute')")
+        raise ProbingError(f"No {split} embeddings in {run_dir}: stage {stage} writes them; run it on this run {how}.")
+    return np.load(f)
 
 # %% ../nbs/00_core.ipynb #e86bf0ba
 def file_digest(path:str|Path, # a file

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
-from .core import (Timings, save_timings, ProbingError, ConfigError, get_device, save_csv, save_json, save_npy, save_text, save_figure, run_params,
+from .core import (Timings, save_timings, ProbingError, ConfigError, get_device, save_csv, save_json, save_npy, save_text, save_figure, run_params, save_embeddings,
                                prepare_run_dir, load_checkpoint)
 from .data import load_dataset, dataset_classes, record_skipped, stratified_subset, DeviceLoader, BatchTransform, ImageData
 from .models import last_linear, model_from_checkpoint, ModelInfo, run_model, run_data, load_model_file, checkpoint_model
@@ -19,7 +19,7 @@ from .models import last_linear, model_from_checkpoint, ModelInfo, run_model, ru
 __all__ = ['NO_TEST_IMAGES', 'NEVER_PREDICTED', 'EVAL_FILES', 'capturing_inputs', 'predict', 'embedding_layer',
            'prediction_table', 'calibration_bins', 'expected_calibration_error', 'classification_metrics',
            'classification_report_text', 'row_shares', 'plot_confusion', 'confused_pairs', 'plot_reliability',
-           'evaluate_model', 'save_embeddings', 'adopt_model', 'stage_model', 'load_embeddings', 'evaluate_stage']
+           'evaluate_model', 'adopt_model', 'stage_model', 'evaluate_stage']
 
 # %% ../nbs/04_evaluate.ipynb #6c006cab
 @contextmanager
@@ -258,12 +258,6 @@ def _embedding_layer_or_none(model, info, layer):
         if layer: raise
         print(f"note: no embeddings kept: {e}"); return None
 
-def save_embeddings(run_dir, split:str, emb:torch.Tensor, layer:str)->Path:
-    "Write a split's embeddings as `embeddings/<split>.npy` (float16, rows in the order of the split's table) and what they are."
-    d = Path(run_dir)/'embeddings'
-    save_json({'layer': layer, 'dim': int(emb.shape[1]), 'rows': len(emb), 'dtype': 'float16'}, d/f'{split}.json')
-    return save_npy(emb.numpy().astype(np.float16), d/f'{split}.npy')
-
 def _write_evaluation(pred:dict, data:ImageData, out:Path)->tuple[pd.DataFrame, dict, np.ndarray]:
     "The prediction table, the metrics and every evaluation file but the figures."
     table = prediction_table(pred['probs'], data.labels, data.index, data.classes, pred.get('plain_pred'))
@@ -336,14 +330,6 @@ def stage_model(run_dir, # a run directory with a model (trained by stage 03), o
     data = stratified_subset(run_data(src, 'test', info), n_test, seed)  # an image folder: decoded at the model's size
     record_skipped(run_dir, data)
     return model, info, data
-
-def load_embeddings(run_dir, split:str='test')->np.ndarray:
-    "A split's embeddings from `run_dir/embeddings/` (float16, rows in the order of its table); a clear error if there are none."
-    f = Path(run_dir)/'embeddings'/f'{split}.npy'
-    if not f.exists():
-        raise ProbingError(f"No {split} embeddings in {run_dir}: the evaluation stage (04_evaluate) writes them; run it on this run "
-                           "(a model without a head to find needs evaluate.embed_layer=<its head's module path>).")
-    return np.load(f)
 
 def evaluate_stage(run_dir, # a run directory with a model (trained by stage 03), or any folder when `weights` is given
                    checkpoint:str='best', dataset:str|None=None, data_root=None, n_test:int|None=None, # as for `stage_model`

@@ -13,7 +13,7 @@ import pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 from .core import (ProbingError, ConfigError, CheckpointError, check_choice, get_device, seed_everything,
                                prepare_run_dir, save_csv, save_npz, save_checkpoint, load_checkpoint, save_figure,
-                               Timings, save_timings, progress_bar)
+                               Timings, save_timings, progress_bar, save_embeddings)
 from .data import (load_dataset, stratified_subset, train_val_split, DeviceLoader, BatchTransform, Augment,
                                mix_batch, ImageData, memory_budget, record_skipped)
 from .models import (create_model, freeze, train_mode, phase_strategy, param_summary, ModelInfo, STRATEGIES)
@@ -22,8 +22,8 @@ from .models import (create_model, freeze, train_mode, phase_strategy, param_sum
 __all__ = ['OPTIMIZERS', 'SCHEDULES', 'AUGMENTS', 'PRESETS', 'check_train_params', 'make_optimizer', 'make_schedule',
            'TrainingDiverged', 'check_finite', 'soft_cross_entropy', 'run_epoch', 'TensorBatches', 'cache_inputs',
            'extract_features', 'frozen_prefix', 'skipping', 'check_prefix_cache', 'resolve_augment', 'load_splits',
-           'classes_without_images', 'plot_curves', 'train_stage', 'epoch_size', 'augment_is_none', 'preset',
-           'compare_strategies', 'plot_strategy_comparison']
+           'classes_without_images', 'plot_curves', 'train_stage', 'training_embeddings', 'epoch_size',
+           'augment_is_none', 'preset', 'compare_strategies', 'plot_strategy_comparison']
 
 # %% ../nbs/03_train.ipynb #fbb6bbd2
 OPTIMIZERS = ['adamw', 'adam', 'sgd']
@@ -274,6 +274,7 @@ def train_stage(run_dir, # the run directory (runs/<name>)
                 seed:int=0, device='auto', bf16:bool|None=None, channels_last:bool|None=None, compile:bool=False,
                 feature_cache:bool=True, # head or last_block + no augmentation: run the frozen layers once, not every epoch
                 on_bad_image:str='skip', # image folders: 'skip' unreadable files (listed in skipped_files.csv) or 'error'
+                train_embeddings:bool=True, # write embeddings/train.npy: the head's input for every training image, best weights
                 exist:str='error', # if run_dir holds another run: 'error', 'resume' or 'overwrite'
                 progress:bool=True, callbacks:list|None=None, # functions f(epoch, row) called after each epoch
                )->dict:
@@ -371,10 +372,29 @@ def train_stage(run_dir, # the run directory (runs/<name>)
             save_checkpoint(model.state_dict(), last_path, train_state=state, **meta(), epoch=epoch + 1)
         for cb in callbacks or []: cb(epoch + 1, row)
         if stop: print(f"early stop after epoch {epoch + 1}: no better validation accuracy for {patience} epochs"); break
+    if train_embeddings and summary:
+        with clock('training embeddings'):
+            model.load_state_dict(load_checkpoint(best_path)['state_dict'])
+            if use_features: emb = fx.half().cpu()  # the head's inputs already: the layers before it did not train
+            else: emb = training_embeddings(model, info, _unshuffled(train_dl) if prefix else
+                                            DeviceLoader(train, eval_tf, 256, device=dev, max_memory=mem[0]), prefix, bf16)
+            save_embeddings(run_dir, 'train', emb, info.head, pd.DataFrame({'index': train.index, 'label': train.labels}))
     with clock('curves figure'):
         save_figure(plot_curves(pd.DataFrame(log), f'{model_name} · {dataset} · {strategy}'), run_dir/'figures'/'training_curves.png')
     save_timings(run_dir, 'train', clock)
     return summary
+
+def _unshuffled(batches:TensorBatches)->TensorBatches:
+    "The same cached tensors in their stored order (the split's order)."
+    return TensorBatches(batches.x, batches.y, 256, memory_format=batches.memory_format)
+
+@torch.no_grad()
+def training_embeddings(model:nn.Module, info:ModelInfo, loader, prefix:list|None=None, bf16:bool=False)->torch.Tensor:
+    "The head's input (float16 on the CPU, maps pooled to B×D) for every example `loader` yields, in order; `prefix` modules skipped."
+    dev = next(model.parameters()).device
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16), skipping(model, prefix or []):
+        emb, _ = cache_inputs(model, info.head, loader, desc='training embeddings')
+    return (emb.float().flatten(2).mean(2) if emb.ndim == 4 else emb.flatten(1)).half().cpu()
 
 def _prefix_cache(model, info, train, val, eval_tf, batch_size, dev, mem, seed, bf16, progress, channels_last)->tuple[list, tuple|None]:
     "The frozen prefix of a `last_block` model and loaders of its cached outputs; ([], None) with the reason printed if it cannot be."

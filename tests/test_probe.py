@@ -105,7 +105,7 @@ def cli(*args, cwd):
 
 @needs_fmnist
 def test_cli_probe_vit_on_fashion_mnist(tmp_path):
-    "`probing-sota probe` end to end (papermill, stages 04-09) on a timm ViT outside the registry, from a safetensors file."
+    "`probing-sota probe` end to end (papermill, stages 04-10) on a timm ViT outside the registry, from a safetensors file."
     torch.manual_seed(0)
     f = write_weights(timm.create_model('vit_tiny_patch16_224', img_size=64, num_classes=10), tmp_path/'vit.safetensors', 'safetensors')
     r = cli('probe', '--model', 'vit_tiny_patch16_224', '--weights', str(f), '--data', 'fashion_mnist', '--input-size', '64',
@@ -114,7 +114,7 @@ def test_cli_probe_vit_on_fashion_mnist(tmp_path):
     run = tmp_path/'runs'/'vit'
     check_run(run, 200)
     state = json.loads((run/'pipeline.json').read_text())
-    assert [k for k, v in state['stages'].items() if v['status'] == 'done'] == ['evaluate', 'hard_examples', 'gradcam', 'gallery', 'baselines', 'report']
+    assert [k for k, v in state['stages'].items() if v['status'] == 'done'] == ['evaluate', 'hard_examples', 'gradcam', 'why', 'gallery', 'baselines', 'report']
     cam = json.loads((run/'cam_summary.json').read_text()); assert cam['layer'] == 'blocks.11.norm1'
     assert 'peer_agreement' in cam  # recorded, never asserted in a run
     assert not (run/'train_log.csv').exists() and (run/'notebooks'/'06_gradcam.ipynb').exists()
@@ -182,7 +182,7 @@ def test_bad_input_fails_before_anything_is_written(tmp_path, monkeypatch, capsy
 
 @needs_fmnist
 def test_yaml_config_probes_a_file_through_run(tmp_path, monkeypatch, capsys):
-    "stage 04's weights parameter makes `run --config` (and sweeps) probe a file: stages 04-09, no training stage."
+    "stage 04's weights parameter makes `run --config` (and sweeps) probe a file: stages 04-10, no training stage."
     torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), tmp_path/'r18.pt')
     (tmp_path/'probe.yaml').write_text("evaluate:\n  weights: r18.pt\n  model_name: resnet18\n  dataset: fashion_mnist\n  input_size: 32\n")
     assert in_process('run', '--config', 'probe.yaml', '--preset', 'tiny', '--dry-run', '--nbs', str(NBS), cwd=tmp_path, monkeypatch=monkeypatch) == 0
