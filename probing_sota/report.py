@@ -21,8 +21,9 @@ __all__ = ['STAGE_FILES', 'METRIC_ROWS', 'CALIBRATION_MATCH', 'NO_TEST_IMAGES', 
            'training_section', 'classes_without_training_images', 'per_class_section', 'confusion_section',
            'calibration_words', 'calibration_section', 'hard_section', 'data_map_blocks', 'worst_cases', 'case_caption',
            'cases_section', 'compare_means', 'claim_sentence', 'plot_cam_stats', 'cam_stats_section',
-           'baselines_section', 'links_section', 'report_sections', 'report_title', 'formatted', 'markdown_table',
-           'render_markdown', 'data_uri', 'inline_markup', 'html_table', 'html_block', 'render_html', 'report_stage']
+           'label_issue_blocks', 'neighbour_blocks', 'slice_blocks', 'why_section', 'baselines_section',
+           'links_section', 'report_sections', 'report_title', 'formatted', 'markdown_table', 'render_markdown',
+           'data_uri', 'inline_markup', 'html_table', 'html_block', 'render_html', 'report_stage']
 
 # %% ../nbs/10_report.ipynb #7f2f192d
 @dataclass
@@ -91,6 +92,9 @@ STAGE_FILES = {  # path (or path prefix) in a run directory -> the stage noteboo
     'hard/': '05_hard_examples', 'figures/data_map.png': '05_hard_examples',
     'gradcam_outputs/': '06_gradcam', 'cam_metrics.csv': '06_gradcam', 'cam_summary.json': '06_gradcam',
     'cam_per_class.csv': '06_gradcam', 'figures/cam_grid.png': '06_gradcam',
+    'hard/label_issues.csv': '07_why', 'hard/neighbours.csv': '07_why', 'hard/slices.csv': '07_why', 'hard/slice_members.csv': '07_why',
+    'hard/why_summary.json': '07_why', 'embeddings/test_map.csv': '07_why', 'figures/embedding_map.png': '07_why',
+    'figures/slices.png': '07_why', 'gradcam_outputs/slices/': '07_why', 'embeddings/test.npy': '04_evaluate', 'embeddings/train.npy': '03_train',
     'gallery.html': '08_gallery', 'baselines/': '09_baselines', 'notebooks/': '11_pipeline (papermill keeps the executed stages)',
 }
 
@@ -601,6 +605,73 @@ def cam_stats_section(rf:RunFiles, files_dir:Path|None=None)->Section:
     elif pc is None: sec.blocks.append(rf.missing('cam_per_class.csv'))
     return sec
 
+# %% ../nbs/10_report.ipynb #8b2da11d
+def _names(classes:list|None):
+    return (lambda c: classes[int(c)] if classes and 0 <= int(c) < len(classes) else str(c))
+
+def label_issue_blocks(rf:RunFiles, s:dict, name)->list:
+    "What cleanlab flags, in both splits, and how it did on planted flips."
+    li, ck = s.get('label_issues', {}), s.get('checks', {}).get('label_flips')
+    n, h = s.get('n_test', 0), s.get('hard', 0)
+    txt = (f"cleanlab flags **{li.get('test', 0)}** test labels as likely wrong ({pct(li.get('test', 0)/n, 1) if n else ''} of the test split); "
+           f"they are {li.get('hard_flagged', 0)} of the {h} hard examples ({pct(li.get('hard_flagged_share', 0), 1)}).")
+    if 'train_kfold' in li:
+        txt += (f" In the training split, a k-fold linear head on the embeddings (held-out accuracy {pct(li.get('kfold_accuracy', 0), 1)}) "
+                f"flags {li['train_kfold']}")
+        txt += (f", the training dynamics {li['train_dynamics']}, both {li['train_both']}." if 'train_dynamics' in li else '.')
+    out = [Para(txt)]
+    if ck: out.append(Para(f"Planted check: with {pct(ck['rate'], 0)} of the test labels flipped ({ck['planted']} images), cleanlab found "
+                           f"{ck['found']} (recall {pct(ck['recall'], 1)}); {pct(ck['precision_new_flags'], 1)} of the flags the flips added were "
+                           f"flips ({pct(ck['precision'], 1)} of all its {ck['flagged']} flags, which include the {ck['flagged_before']} it raises on the "
+                           "unchanged labels)."))
+    t = rf.csv('hard/label_issues.csv')
+    if t is not None and len(t):
+        top = t[t.split == 'test'].head(10).assign(given=lambda d: d.given_label.map(name), suggested=lambda d: d.suggested_label.map(name))
+        if len(top): out.append(Table(top[['index', 'given', 'suggested', 'score']], 'hard/label_issues.csv: the ten most suspect test labels'))
+    return out
+
+def neighbour_blocks(rf:RunFiles, s:dict)->list:
+    "Whether the misclassified examples look like the predicted class's training images."
+    nb = s.get('neighbours')
+    if not nb: return [Para("No training embeddings, so no nearest training images (stage 03_train keeps them; a probed model's are "
+                            "computed by stage 07_why when its dataset has a training split).")]
+    m = nb['misclassified']
+    if not m: return []
+    return [Para(f"Of the {m} misclassified hard examples, **{nb['mostly_predicted_class']}** ({pct(nb['mostly_predicted_class']/m, 1)}) have "
+                 f"most of their {nb['k']} nearest training images (of {nb['training_images']}) labelled as the class the model predicted: "
+                 f"to this model they look like that class's training images; {nb['mostly_label']} have most of them labelled as their own class "
+                 "(hard/neighbours.csv).")]
+
+def slice_blocks(rf:RunFiles, s:dict)->list:
+    "The failure slices, their CAM statistics and representatives, and the planted-slice check."
+    sl = rf.csv('hard/slices.csv')
+    if sl is None: return [rf.missing('hard/slices.csv')]
+    if not len(sl): return [Para('No failure slices.')]
+    cols = [c for c in ['slice', 'size', 'errors', 'error_rate', 'lift', 'description', 'cam_border_share', 'cam_entropy'] if c in sl]
+    r = sl.iloc[0]
+    out = [Para(f"The test split falls into groups by a mixture model over the embeddings, labels and predictions; ranked by their errors, "
+                f"the first is: {r.description}."), Table(sl[cols].head(8), 'hard/slices.csv: failure slices by errors (size × error rate)')]
+    if rf.has('figures/slices.png'): out.append(Figure(rf.path('figures/slices.png'), 'Representatives of the top slices: image | CAM for the prediction | CAM for the label'))
+    ck = s.get('checks', {}).get('corrupted_slice')
+    if ck: out.append(Para(f"Planted check: Gaussian noise on {ck['planted']} test images of one class ({ck['planted_error_rate']:.0%} of them then "
+                           f"misclassified) made the slice ranked {ck['rank_of_planted_slice']}; the top slice holds {ck['top_slice_size']} images, "
+                           f"precision {pct(ck['precision'], 1)} and recall {pct(ck['recall'], 1)} against the planted ones."))
+    return out
+
+def why_section(rf:RunFiles)->Section:
+    "Label issues, nearest training images, the embedding map and the failure slices (stage 07)."
+    sec = Section('why', 'Why are they hard?'); s = rf.json('hard/why_summary.json')
+    if s is None: sec.blocks.append(rf.missing('hard/why_summary.json')); return sec
+    name = _names(rf.class_names())
+    sec.blocks += label_issue_blocks(rf, s, name) + neighbour_blocks(rf, s)
+    if rf.has('figures/embedding_map.png'):
+        sec.blocks.append(Figure(rf.path('figures/embedding_map.png'), 'UMAP of the test embeddings by true class; hard examples ringed'))
+    sec.blocks += slice_blocks(rf, s)
+    li = s.get('label_issues', {}); top = (s.get('slices') or [{}])[0]
+    sec.summary = (f"Why: {li.get('hard_flagged', 0)} of {s.get('hard', 0)} hard examples are likely label errors"
+                   + (f"; top failure slice: {top['description']}" if top else '') + '.')
+    return sec
+
 # %% ../nbs/10_report.ipynb #e760ff0b
 def baselines_section(rf:RunFiles)->Section|None:
     "baselines/comparison.csv as a table, or None when the run has none."
@@ -630,7 +701,7 @@ def report_sections(run_dir, # a run directory (stage 03 at least)
     "The report of a run, as a list of sections built from its files."
     rf = RunFiles(run_dir); files_dir = Path(files_dir) if files_dir is not None else rf.run_dir/'report_files'
     secs = [run_section(rf), metrics_section(rf), training_section(rf), per_class_section(rf), confusion_section(rf),
-            calibration_section(rf), hard_section(rf), cases_section(rf, max_cases), cam_stats_section(rf, files_dir),
+            calibration_section(rf), hard_section(rf), cases_section(rf, max_cases), cam_stats_section(rf, files_dir), why_section(rf),
             baselines_section(rf), links_section(rf)]
     secs = [s for s in secs if s is not None]
     missing = list({(b.file, b.stage): b for s in secs for b in s.missing}.values())
