@@ -275,7 +275,8 @@ BASELINES_FULL = dict(n_train=None, cv_n=10_000, curve_points=6, curve_test=2000
                       net_lr=0.1, cnn_epochs=3)
 
 PRESETS = {
-    'tiny': {},  # the notebooks' own defaults: generated shapes, a few hundred images, seconds a stage
+    'tiny': {'why': dict(embedding_map_on=False)},  # the notebooks' own defaults (generated shapes, a few hundred images, seconds a
+    # stage), but no UMAP map: umap-learn compiles its layout for ~7 s in every new process (07_why's own test draws one)
     # last_block without augmentation: the frozen layers run once, then two epochs over all 54k training images (the
     # recipe sweep of issue 15 is in bench/quickstart_recipe.py); 56 px keeps the Grad-CAM layer's map at 7x7
     'quickstart': {'train': dict(dataset='fashion_mnist', model_name='efficientnet_lite0', weights='imagenet', strategy='last_block',
