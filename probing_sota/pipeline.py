@@ -797,7 +797,9 @@ def probe(model, # any classifier in memory: uint8-derived normalised images in,
           layer:str|None=None, # the Grad-CAM layer (default: found by a probe pass)
           arch:str|None=None, # its torchvision/timm name, if it is one: then later sessions can rebuild it from the run
           threshold:float=0.4, method:str='gradcam', max_images:int|None=48, max_per_set:int=60, baselines:bool=False,
-          tta:bool=False, device='auto', seed:int=0)->Probe:
+          tta:bool=False, device='auto', seed:int=0,
+          embed_layer:str|None=None, # the module whose input is the embedding (default: the head; see `embedding_layer`)
+         )->Probe:
     "Probe a model already in memory (a notebook's, JupyterLab's or Colab's): stages 04-10 in this process, into a run directory."
     from probing_sota.core import prepare_run_dir, load_checkpoint
     from probing_sota.data import load_dataset, stratified_subset
@@ -821,7 +823,7 @@ def probe(model, # any classifier in memory: uint8-derived normalised images in,
     timings = {}
     def step(name, fn, *args, **kw):
         t0 = time.time(); out = fn(*args, **kw); timings[name] = round(time.time() - t0, 1); return out
-    step('evaluate', evaluate_model, model, data, run_dir, info, tta=tta, device=device)
+    step('evaluate', evaluate_model, model, data, run_dir, info, tta=tta, device=device, embed_layer=embed_layer)
     step('hard_examples', hard_stage, run_dir, threshold)
     step('gradcam', cam_stage, run_dir, method, max_images=max_images, device=device, seed=seed)
     step('why', why_stage, run_dir, device=device, seed=seed)
