@@ -12,7 +12,7 @@ NBS = Path(__file__).resolve().parents[1]/'nbs'
 
 @pytest.fixture(scope='module')
 def run(tmp_path_factory):
-    "A tiny run through stages 03-07."
+    "A tiny run through stages 03-08."
     from probing_sota.train import train_stage
     from probing_sota.evaluate import evaluate_stage
     from probing_sota.hard import hard_stage
@@ -22,6 +22,8 @@ def run(tmp_path_factory):
     train_stage(run, dataset='synthetic', epochs=2, lr=3e-3, input_size=64, n_train=160, batch_size=64, progress=False)
     evaluate_stage(run, device='cpu'); hard_stage(run, top_k=20)
     cam_stage(run, max_images=6, batch_size=16, device='cpu')
+    from probing_sota.why import why_stage
+    why_stage(run, device='cpu', folds=3, embedding_map_on=False)
     export_gallery_html(run, max_per_set=4)
     return run
 
@@ -66,8 +68,19 @@ def numbers(text:str)->list[float]: return [float(x) for x in re.findall(r'(?<![
 def test_files_written(run, report):
     assert report['html'] == run/'report.html' and report['html'].exists() and report['markdown'].exists()
     assert (run/'report_files/cam_stats.png').exists()
-    assert {'run', 'metrics', 'per_class', 'confusion', 'calibration', 'hard', 'cases', 'cam_stats', 'links'} <= set(report['included'])
-    assert report['missing'] == []  # the tiny run has every stage but 08, whose section is left out silently
+    assert {'run', 'metrics', 'per_class', 'confusion', 'calibration', 'hard', 'cases', 'cam_stats', 'why', 'links'} <= set(report['included'])
+    assert report['missing'] == []  # the tiny run has every stage but 09, whose section is left out silently
+
+def test_why_section(run, report):
+    "The numbers of 'Why are they hard?' are stage 07's, and its tables and figure are there."
+    s, d = json.loads((run/'hard/why_summary.json').read_text()), doc(run)
+    text = d.sections['why']['text']
+    li, ck = s['label_issues'], s['checks']
+    assert f"cleanlab flags {li['test']} test labels" in text and f"{li['hard_flagged']} of the {s['hard']} hard examples" in text
+    assert f"found {ck['label_flips']['found']} (recall" in text and f"holds {ck['corrupted_slice']['top_slice_size']} images" in text
+    assert f"Of the {s['neighbours']['misclassified']} misclassified hard examples" in text
+    sl = pd.read_csv(run/'hard/slices.csv')
+    assert sl.description.iloc[0] in text and (run/'figures/slices.png').exists()
     assert not list(run.glob('.report*.tmp'))  # atomic writes leave no temporary files
 
 def test_metrics_equal_metrics_json(run, report):
@@ -110,7 +123,7 @@ def test_images_inline(run, report):
     d = doc(run)
     mis = pd.read_csv(run/'hard/misclassified.csv')
     n_cases = min(4, sum((run/f'gradcam_outputs/misclassified/{i}.png').exists() for i in mis['index']))
-    figures = ['training_curves', 'confusion_matrix', 'reliability', 'data_map', 'cam_grid']
+    figures = ['training_curves', 'confusion_matrix', 'reliability', 'data_map', 'cam_grid', 'slices']  # no embedding map: off in the fixture
     assert len(d.imgs) == len(figures) + n_cases + 1  # + report_files/cam_stats.png
     for src in d.imgs:
         assert src.startswith(('data:image/png;base64,', 'data:image/jpeg;base64,')), src[:60]
