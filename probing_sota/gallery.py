@@ -13,8 +13,21 @@ from .core import ProbingError, ConfigError, check_choice, save_text, run_params
 from .evaluate import row_shares, NO_TEST_IMAGES
 
 # %% auto #0
-__all__ = ['GALLERY_SETS', 'REGION_SETS', 'SORTS', 'TILE_CSS', 'GALLERY_JS', 'png_data_uri', 'RunView', 'tile_html', 'page_tiles',
-           'Gallery', 'export_gallery_html']
+__all__ = ['GALLERY_SETS', 'REGION_SETS', 'SORTS', 'TILE_CSS', 'GALLERY_JS', 'why_tables', 'png_data_uri', 'RunView', 'tile_html',
+           'page_tiles', 'neighbours_html', 'Gallery', 'export_gallery_html']
+
+# %% ../nbs/08_gallery.ipynb #a7c1e001
+def why_tables(run_dir)->dict:
+    "Stage 07's tables the gallery shows, each empty when 07 has not run: test label issues, training neighbours, slices."
+    h = Path(run_dir)/'hard'
+    def read(f, cols): return pd.read_csv(h/f) if (h/f).exists() else pd.DataFrame(columns=cols)
+    li = read('label_issues.csv', ['index', 'split', 'given_label', 'suggested_label', 'score', 'method'])
+    nb = read('neighbours.csv', ['index', 'label', 'pred', 'neighbours', 'neighbour_labels', 'similarities'])
+    sl = read('slices.csv', ['slice', 'size', 'errors', 'description'])
+    members = read('slice_members.csv', ['index', 'slice', 'correct'])
+    return {'issues': li[li.split == 'test'].drop_duplicates('index').set_index('index'),  # index -> suggested_label
+            'neighbours': nb.drop_duplicates('index').set_index('index'),
+            'slices': sl, 'slice_of': members[members.slice.isin(sl.slice)].set_index('index').slice}  # listed slices only
 
 # %% ../nbs/08_gallery.ipynb #937f8487
 GALLERY_SETS = ['hard', 'misclassified', 'low_confidence', 'top_loss']
@@ -41,6 +54,7 @@ class RunView:
         for s in GALLERY_SETS[1:]:
             f = self.run_dir/'hard'/f'{s}.csv'
             self.sets[s] = pd.read_csv(f) if f.exists() else self.sets['hard'][self.sets['hard'].reasons.astype(str).str.contains(s)]
+        self._why_sets()
         carto = self.run_dir/'hard'/'cartography.csv'
         self.carto = pd.read_csv(carto) if carto.exists() else None
         self.regions = [r for r in REGION_SETS if self.carto is not None and (self.carto.region == r).any()]
@@ -50,8 +64,27 @@ class RunView:
         self.cfg = run_params(self.run_dir)
         self._splits, self._model, self._info, self._train_probs = {}, None, None, {}; self.cache = {}
 
+    def _why_sets(self):
+        "Stage 07's sets of hard examples: those cleanlab flags as mislabelled, and one per failure slice (none without 07)."
+        self.why, hard = why_tables(self.run_dir), self.sets['hard']
+        if (self.run_dir/'hard/label_issues.csv').exists():
+            self.sets['label issues'] = hard[hard['index'].isin(self.why['issues'].index)]
+        slice_of = hard['index'].map(self.why['slice_of'])
+        for k in self.why['slices'].slice: self.sets[f'slice {k}'] = hard[slice_of.eq(k).values]
+        self.why_sets = [s for s in self.sets if s not in GALLERY_SETS]
+        self._in_why = {}  # dataset index -> the 07 sets it is in
+        for s in self.why_sets:
+            for i in self.sets[s]['index']: self._in_why.setdefault(int(i), []).append(s)
+
     @property
-    def set_names(self)->list[str]: return GALLERY_SETS + self.regions
+    def set_names(self)->list[str]: return GALLERY_SETS + self.why_sets + self.regions
+    def set_label(self, name:str, shown:int|None=None)->str:
+        "How a set is offered: a slice by its description, and a 07 set with how many of its members are shown."
+        if name not in self.why_sets: return name
+        m = len(self.sets[name]) if shown is None else shown
+        if name == 'label issues': return f'label issues · {m} of the {len(self.why["issues"])} flagged test examples shown'
+        s = self.why['slices'].set_index('slice').loc[int(name.split()[1])]
+        return f"{name}: {s['description']} · {m} of its {int(s['size'])} shown"
     @property
     def without_test_images(self)->list[int]:
         "The classes with no test image (a test split need not hold every class)."
@@ -103,6 +136,30 @@ class RunView:
         data, pos = self.split_data(split); im = data.images[pos[index]]
         return np.repeat(im, 3, -1) if im.shape[-1] == 1 else im
 
+    def thumb(self, index:int, split:str='train', size:int=48)->np.ndarray:
+        "A small copy of an image, at most `size` pixels on its longer side (grayscale stays one channel: a smaller PNG)."
+        from PIL import Image
+        data, pos = self.split_data(split); im = data.images[pos[index]]
+        im = Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im); im.thumbnail((size, size))
+        return np.asarray(im)
+
+    def issue_of(self, index:int, split:str='test')->str|None:
+        "The class cleanlab suggests for a test example it flags as likely mislabelled (07), else None."
+        iss = self.why['issues']
+        return self.classes[int(iss.suggested_label[index])] if split == 'test' and index in iss.index else None
+    def why_sets_of(self, index:int, split:str='test')->list[str]:
+        "The 07 sets (label issues, slices) a hard test example is in."
+        return self._in_why.get(int(index), []) if split == 'test' else []
+
+    def neighbours_of(self, index:int, k:int=10)->pd.DataFrame:
+        "The `k` nearest training images of a hard test example (index, label, cosine similarity) from 07; empty without."
+        nb = self.why['neighbours']
+        if index not in nb.index or pd.isna(nb.neighbours[index]):
+            return pd.DataFrame(columns=['index', 'label', 'similarity'])
+        r, cut = nb.loc[index], lambda s, f: [f(x) for x in str(s).split(';')]
+        return pd.DataFrame({'index': cut(r.neighbours, int), 'label': cut(r.neighbour_labels, int),
+                             'similarity': cut(r.similarities, float)}).head(k)
+
     def top_probs(self, index:int, k:int=3, split:str='test')->list[tuple[str, float]]:
         "The `k` most probable classes of an example."
         p = self._train_probs.get(index) if split == 'train' else (None if self.probs is None else self.probs[self.row_of[index]])
@@ -131,30 +188,49 @@ TILE_CSS = """
 .ps-tile{border:1px solid #ddd;border-radius:6px;padding:6px;width:max-content;font:12px sans-serif;background:#fff}
 .ps-tile img{image-rendering:pixelated;margin-right:3px;border-radius:3px}
 .ps-cap{margin-top:3px}.ps-wrong{color:#c0392b;font-weight:bold}
+.ps-issue{display:inline-block;margin-top:3px;padding:1px 6px;border-radius:9px;background:#fdebd0;color:#9c4f00}
+.ps-issue{font-weight:bold}
 .ps-bar{position:relative;height:13px;background:#eee;margin-top:2px;border-radius:2px;width:220px}
 .ps-bar span{position:absolute;left:0;top:0;bottom:0;background:#6c9bd2;border-radius:2px}
 .ps-bar em{position:relative;font-style:normal;font-size:10px;padding-left:3px}
+.ps-grid .ps-more{display:none}
+.ps-dbody{display:flex;gap:16px;align-items:flex-start}.ps-dbody .ps-pics img{width:200px}
+.ps-nbrs-box{font:11px sans-serif;max-width:300px}.ps-nbrs{display:flex;flex-wrap:wrap;gap:4px;margin-top:3px}
+.ps-nbr{margin:0;width:54px;text-align:center;font:10px sans-serif;overflow:hidden}
+.ps-nbr img{image-rendering:pixelated;border-radius:3px;display:block;margin:0 auto}
+.ps-nbr figcaption{white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.ps-nbr.ps-same-pred figcaption b{color:#c0392b}
 .ps-cm td{width:34px;height:24px;text-align:center;font:11px sans-serif;cursor:pointer;border:1px solid #fff}
 .ps-cm th{font:10px sans-serif;font-weight:normal}
 .ps-cm td.ps-none{background:#eee;color:#777;cursor:default}
 .ps-empty{padding:12px;color:#555;font:13px sans-serif}
 """
 
-def tile_html(view:RunView, row, imgs:list, size:int|None=None)->str:
-    "The HTML of one tile: images (data URIs), labels, confidence, top-3 bar."
-    t, p = int(row.label), int(row.pred)
+def tile_html(view:RunView, row, imgs:list, size:int|None=None,
+              more:str='', # HTML for the details only (the nearest training images): hidden in a grid of tiles
+             )->str:
+    "The HTML of one tile: images (data URIs), labels, confidence, top-3 bar, and a badge if 07 flags the label."
+    t, p, i = int(row.label), int(row.pred), int(row['index'])
     pics = ''.join(f'<img src="{png_data_uri(im)}" title="{html.escape(tt)}" width="{size or im.shape[1]}">' for im, tt in
                    zip(imgs, ['image', f'CAM for {view.classes[p]} (predicted)', f'CAM for {view.classes[t]} (true)']))
     split = getattr(row, 'split', 'test') if isinstance(getattr(row, 'split', 'test'), str) else 'test'
     bars = ''.join(f'<div class="ps-bar"><span style="width:{100*pr:.1f}%"></span><em>{html.escape(c)} {pr:.0%}</em></div>'
-                   for c, pr in view.top_probs(int(row['index']), split=split))
-    reasons = html.escape(str(getattr(row, 'reasons', '')))
-    return (f'<div class="ps-tile" data-index="{int(row["index"])}" data-split="{split}" data-true="{t}" data-pred="{p}" data-reasons="{reasons}">'
-            f'<div>{pics}</div><div class="ps-cap">#{int(row["index"])} true <b>{html.escape(view.classes[t])}</b> → '
-            f'<span class="{"ps-wrong" if t != p else ""}">{html.escape(view.classes[p])}</span> {row.confidence:.0%}'
-            f' · loss {row.loss:.2f}</div>{bars}</div>')
+                   for c, pr in view.top_probs(i, split=split))
+    reasons, e = html.escape(str(getattr(row, 'reasons', ''))), html.escape
+    sug = view.issue_of(i, split)
+    badge = (f'<div class="ps-issue" title="cleanlab (stage 07) flags the label {e(view.classes[t])} as likely wrong and '
+             f'suggests {e(sug)}">label issue? → {e(sug)}</div>') if sug else ''
+    sets = e(';'.join(view.why_sets_of(i, split)))  # 07's sets it is in, for the page's set filter
+    return (f'<div class="ps-tile" data-index="{i}" data-split="{split}" data-true="{t}" data-pred="{p}" '
+            f'data-reasons="{reasons}" data-sets="{sets}"><div class="ps-main"><div class="ps-pics">{pics}</div>'
+            f'<div class="ps-cap">#{i} true <b>{e(view.classes[t])}</b> → '
+            f'<span class="{"ps-wrong" if t != p else ""}">{e(view.classes[p])}</span> {row.confidence:.0%}'
+            f' · loss {row.loss:.2f}</div>{badge}{bars}</div>'
+            + (f'<div class="ps-more">{more}</div>' if more else '') + '</div>')
 
-def page_tiles(view:RunView, rows:pd.DataFrame, method:str|None=None, size:int|None=None)->list[str]:
+def page_tiles(view:RunView, rows:pd.DataFrame, method:str|None=None, size:int|None=None,
+               more=None, # a function of a row giving the HTML of its details (see `tile_html`), or None
+              )->list[str]:
     "Tiles for `rows`: CAMs for the predicted class, and the true class where they differ, in one batch."
     if not len(rows): return []
     split = rows['split'].iloc[0] if 'split' in rows and isinstance(rows['split'].iloc[0], str) else 'test'
@@ -166,8 +242,32 @@ def page_tiles(view:RunView, rows:pd.DataFrame, method:str|None=None, size:int|N
         im = view.image(int(r['index']), split)
         from probing_sota.cam import overlay
         base = overlay(im, np.zeros(im.shape[:2]), alpha=0, size=size or view.size)
-        out.append(tile_html(view, r, [base, po] + ([true_o[r['index']]] if r['index'] in true_o else []), size))
+        out.append(tile_html(view, r, [base, po] + ([true_o[r['index']]] if r['index'] in true_o else []), size,
+                             more(r) if more else ''))
     return out
+
+# %% ../nbs/08_gallery.ipynb #a7c1e012
+def neighbours_html(view:RunView, index:int,
+                    k:int=10, # at most this many neighbours
+                    size:int=48, # thumbnail size (pixels, longer side)
+                    inline:bool=True, # images as data URIs; False: `data-train="<index>"`, filled in by the page
+                   )->str:
+    "The nearest training images of a hard test example, small, with their class names and similarities ('' without 07)."
+    nb, e = view.neighbours_of(index, k), html.escape
+    if not len(nb): return ''
+    r = view.why['neighbours'].loc[index]; pred, true = int(r.pred), int(r.label)
+    def img(j): return f'src="{png_data_uri(view.thumb(j, size=size))}"' if inline else f'data-train="{j}"'
+    def fig(j, c, s):
+        same = ' ps-same-pred' if c == pred != true else ''  # a neighbour that carries the (wrong) prediction
+        return (f'<figure class="ps-nbr{same}" data-index="{j}" data-label="{c}" title="training image #{j}: '
+                f'{e(view.classes[c])}, cosine similarity {s:.3f}"><img {img(j)} width="{size}" alt="#{j}">'
+                f'<figcaption><b class="ps-nbr-name">{e(view.classes[c])}</b><br>{s:.3f}</figcaption></figure>')
+    figs = ''.join(fig(j, c, s) for j, c, s in zip(nb['index'], nb.label, nb.similarity))
+    n_pred, n_true, n = int((nb.label == pred).sum()), int((nb.label == true).sum()), len(nb)
+    say = (f'{n_pred} of {n} labelled {e(view.classes[pred])} (the prediction), {n_true} {e(view.classes[true])} (the label)'
+           if pred != true else f'{n_true} of {n} labelled {e(view.classes[true])}')
+    return (f'<div class="ps-nbrs-box"><b>nearest training images</b> (cosine, 07): {say}'
+            f'<div class="ps-nbrs">{figs}</div></div>')
 
 # %% ../nbs/08_gallery.ipynb #54acdf9f
 def _shade(v:float)->str:
@@ -181,7 +281,8 @@ class Gallery:
         import ipywidgets as W
         self.view = RunView(run_dir, method, device); self.page_size, self.page = page_size, 0
         v = self.view; any_cls = [('any', None)] + [(c, i) for i, c in enumerate(v.classes)]
-        self.set_w = W.Dropdown(options=v.set_names, value='hard', description='set')
+        self.set_w = W.Dropdown(options=[(v.set_label(s), s) for s in v.set_names], value='hard', description='set',
+                                layout=W.Layout(width='420px'))  # with 07: label issues and the failure slices too
         true_cls = [('any', None)] + [(v.true_name(i), i) for i in range(len(v.classes))]  # marks those without test images
         self.true_w = W.Dropdown(options=true_cls, value=None, description='true')
         self.pred_w = W.Dropdown(options=any_cls, value=None, description='predicted')
@@ -199,11 +300,13 @@ class Gallery:
         import ipywidgets as W
         v = self.view; cm, n, e = v.cm, len(v.classes), html.escape
         share = row_shares(cm); empty = set(v.without_test_images)
-        label = lambda text, tip, w: W.HTML(f'<div title="{e(tip)}" style="font:10px sans-serif;width:{w};overflow:hidden;'
-                                            f'text-overflow:ellipsis;white-space:nowrap;line-height:26px">{e(text)}</div>')
-        cells = [W.HTML('')] + [label(c, f'predicted {c}', '44px') for c in v.classes]  # the header row: predicted classes
+        label = lambda text, tip, w, axis: W.HTML(
+            f'<div class="ps-cm-label" data-axis="{axis}" title="{e(tip)}" style="font:10px sans-serif;width:{w};'
+            f'overflow:hidden;text-overflow:ellipsis;white-space:nowrap;line-height:26px">{e(text)}</div>')
+        corner = W.HTML('<div style="font:10px sans-serif;color:#777;line-height:13px">true ↓<br>predicted →</div>')
+        cells = [corner] + [label(c, f'predicted {c}', '44px', 'pred') for c in v.classes]  # the header row: predicted
         for i in range(n):
-            cells.append(label(v.true_name(i), f'true {v.true_name(i)}', '110px'))
+            cells.append(label(v.true_name(i), f'true {v.true_name(i)}', '110px', 'true'))  # each row: its true class
             for j in range(n):
                 tip = f'no test images of {v.classes[i]}' if i in empty else f'true {v.classes[i]} → {v.classes[j]}'
                 b = W.Button(description='—' if i in empty else str(cm[i, j]), tooltip=tip, disabled=i in empty,
@@ -242,15 +345,18 @@ class Gallery:
         self.tiles_w.children = boxes
 
     def show_detail(self, row):
-        "A larger view of one example, with all its scores and a CAM-method switch."
+        "A larger view of one example: its CAMs, its nearest training images (07), all its scores, a CAM-method switch."
         import ipywidgets as W
         from probing_sota.cam import cam_methods
         m = W.Dropdown(options=cam_methods(), value=self.view.method, description='CAM')
         body = W.HTML(); close = W.Button(description='close')
+        split = row['split'] if isinstance(row.get('split'), str) else 'test'
+        nbrs = neighbours_html(self.view, int(row['index'])) if split == 'test' else ''
         def draw(_=None):
             tile = page_tiles(self.view, pd.DataFrame([row]), m.value, size=224)[0]
             scores = ''.join(f'<tr><td>{k}</td><td>{v:.4f}</td></tr>' for k, v in row.items() if isinstance(v, (float, np.floating)))
-            body.value = f'<div style="display:flex;gap:16px">{tile}<table>{scores}</table></div>'
+            body.value = (f'<div class="ps-detail" style="display:flex;gap:16px;align-items:flex-start">{tile}{nbrs}'
+                          f'<table>{scores}</table></div>')
         m.observe(draw, names='value'); close.on_click(lambda _: setattr(self.detail_w, 'children', []))
         draw(); self.detail_w.children = [W.HBox([m, close]), body]
 
@@ -264,26 +370,39 @@ function psFilter(){
   const s=document.getElementById('ps-set').value, t=document.getElementById('ps-true').value, p=document.getElementById('ps-pred').value;
   let n=0;
   document.querySelectorAll('.ps-tile').forEach(el=>{
-    const ok=(s==='hard'||el.dataset.reasons.split(';').includes(s))&&(t===''||el.dataset.true===t)&&(p===''||el.dataset.pred===p);
+    const inSet=s==='hard'||el.dataset.reasons.split(';').includes(s)||el.dataset.sets.split(';').includes(s);
+    const ok=inSet&&(t===''||el.dataset.true===t)&&(p===''||el.dataset.pred===p);
     el.style.display=ok?'':'none'; if(ok)n++;});
   document.getElementById('ps-count').textContent=n+' examples';
   document.getElementById('ps-none').style.display=n?'none':'';
 }
 function psCell(t,p){document.getElementById('ps-set').value=(t===p?'hard':'misclassified');
   document.getElementById('ps-true').value=String(t);document.getElementById('ps-pred').value=String(p);psFilter();}
-document.addEventListener('DOMContentLoaded',()=>{['ps-set','ps-true','ps-pred'].forEach(id=>document.getElementById(id).addEventListener('change',psFilter));psFilter();});
+function psDetail(el){const d=document.getElementById('ps-detail');
+  d.querySelector('.ps-dbody').innerHTML=el.innerHTML;d.dataset.index=el.dataset.index;d.style.display='';
+  d.scrollIntoView({block:'nearest'});}
+document.addEventListener('DOMContentLoaded',()=>{
+  document.querySelectorAll('img[data-train]').forEach(i=>{if(PS_TRAIN[i.dataset.train])i.src=PS_TRAIN[i.dataset.train];});
+  document.querySelectorAll('.ps-grid .ps-tile').forEach(el=>el.addEventListener('click',()=>psDetail(el)));
+  const d=document.getElementById('ps-detail');
+  document.getElementById('ps-close').addEventListener('click',()=>{d.style.display='none';});
+  ['ps-set','ps-true','ps-pred'].forEach(id=>document.getElementById(id).addEventListener('change',psFilter));psFilter();});
 """
 
 def export_gallery_html(run_dir, # a run directory (after 04 and 05)
                         out=None, # where to write (default run_dir/gallery.html)
                         max_per_set:int|None=200, # tiles kept per reason, highest loss first (None: all)
-                        method:str='gradcam', device='cpu', view:RunView|None=None)->Path:
-    "Write a self-contained, offline gallery of the run's hard examples beside their CAMs."
+                        method:str='gradcam', device='cpu', view:RunView|None=None,
+                        neighbours:int=10, # nearest training images in each tile's details (07; 0: none)
+                       )->Path:
+    "Write a self-contained, offline gallery of the run's hard examples beside their CAMs (click a tile for its details)."
     view = view or RunView(run_dir, method, device)
     hard = view.sets['hard']
     if max_per_set is not None:
         keep = set()
         for s in GALLERY_SETS[1:]: keep |= set(view.select(s).head(max_per_set)['index'])
+        for s in view.why_sets:  # stage 07's sets: the flagged examples up to the quota, each slice's 12 highest losses
+            keep |= set(view.select(s).head(max_per_set if s == 'label issues' else min(12, max_per_set))['index'])
         hard = hard[hard['index'].isin(keep)]
     hard = hard.sort_values('loss', ascending=False)
     opts = ''.join(f'<option value="{i}">{html.escape(c)}</option>' for i, c in enumerate(view.classes))
@@ -296,25 +415,37 @@ def export_gallery_html(run_dir, # a run directory (after 04 and 05)
         bg = _shade(share[i, j]) if i != j else '#d5e8d4'
         return (f'<td {at} onclick="psCell({i},{j})" title="true {e(view.classes[i])} → {e(view.classes[j])}" '
                 f'style="background:{bg}">{cm[i, j]}</td>')
-    head = '<tr><th></th>' + ''.join(f'<th title="{e(c)}">{e(c[:6])}</th>' for c in view.classes) + '</tr>'
-    body = ''.join(f'<tr><th>{e(view.true_name(i))}</th>' + ''.join(cell(i, j) for j in range(n)) + '</tr>'
-                   for i in range(n))
+    pred_th = ''.join(f'<th class="ps-cm-label" data-axis="pred" title="predicted {e(c)}">{e(c[:6])}</th>'
+                      for c in view.classes)
+    head = f'<tr><th style="color:#777">true ↓ predicted →</th>{pred_th}</tr>'
+    body = ''.join(f'<tr><th class="ps-cm-label" data-axis="true">{e(view.true_name(i))}</th>' +
+                   ''.join(cell(i, j) for j in range(n)) + '</tr>' for i in range(n))
     rows_are = 'its row of the confusion matrix is' if len(empty) == 1 else 'their rows of the confusion matrix are'
     gone = e(', '.join(view.classes[i] for i in sorted(empty)))
     none = f"<p><b>No test images</b> of {gone}: {rows_are} empty ('—').</p>" if empty else ''
-    tiles = ''.join(page_tiles(view, hard)) if len(hard) else ''
+    more = (lambda r: neighbours_html(view, int(r['index']), neighbours, inline=False)) if neighbours else None
+    tiles = ''.join(page_tiles(view, hard, more=more)) if len(hard) else ''
+    near = sorted({j for i in hard['index'] for j in view.neighbours_of(i, neighbours)['index']}) if neighbours else []
+    train_js = json.dumps({str(j): png_data_uri(view.thumb(j)) for j in near})  # each training image once
+    def option(s):
+        shown = None if s in GALLERY_SETS else int(hard['index'].isin(view.sets[s]['index']).sum())
+        return f'<option value="{e(s)}">{e(view.set_label(s, shown))}</option>'
     doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>Hard examples · {html.escape(view.run_dir.name)}</title>
-<style>{TILE_CSS} body{{font:13px sans-serif;margin:16px}} .ps-controls select{{margin-right:10px}}</style></head><body>
+<style>{TILE_CSS} body{{font:13px sans-serif;margin:16px}} .ps-controls select{{margin-right:10px}}
+#ps-set{{max-width:430px}}</style></head><body>
 <h2>Hard examples of {html.escape(view.run_dir.name)}</h2>
 <p>{len(view.table)} test examples; {len(view.sets['hard'])} hard ({len(view.sets['misclassified'])} misclassified,
 {len(view.sets['low_confidence'])} low-confidence); shown here: {len(hard)}, highest loss first. Each tile: the image, the
-{html.escape(method)} map for the predicted class and, when wrong, for the true class.</p>{none}
+{html.escape(method)} map for the predicted class and, when wrong, for the true class; click a tile for its details
+(larger, and with its nearest training images when stage 07 has run).</p>{none}
 <div style="display:flex;gap:24px;align-items:flex-start"><div class="ps-controls">
-<label>set <select id="ps-set">{''.join(f'<option>{s}</option>' for s in GALLERY_SETS)}</select></label>
+<label>set <select id="ps-set">{''.join(option(s) for s in GALLERY_SETS + view.why_sets)}</select></label>
 <label>true <select id="ps-true"><option value="">any</option>{true_opts}</select></label>
 <label>predicted <select id="ps-pred"><option value="">any</option>{opts}</select></label> <b id="ps-count"></b></div>
 <table class="ps-cm">{head}{body}</table></div>
+<div id="ps-detail" class="ps-detail" style="display:none;border:1px solid #bbb;border-radius:6px;padding:8px;margin:8px 0">
+<button id="ps-close" style="float:right">close</button><div class="ps-dbody"></div></div>
 <div id="ps-none" class="ps-empty" style="display:none">No hard examples match this filter.</div>
-<div class="ps-grid">{tiles}</div><script>{GALLERY_JS}</script></body></html>"""
+<div class="ps-grid">{tiles}</div><script>const PS_TRAIN={train_js};</script><script>{GALLERY_JS}</script></body></html>"""
     out = Path(out or view.run_dir/'gallery.html'); save_text(doc, out)
     return out

@@ -9,13 +9,23 @@ ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking']
 
 @pytest.fixture(scope='module')
 def run(tmp_path_factory):
+    "A tiny run through stage 07, with `gallery_without_07.html` exported before 07 ran and `gallery.html` after."
     from probing_sota.train import train_stage
     from probing_sota.evaluate import evaluate_stage
     from probing_sota.hard import hard_stage
+    from probing_sota.why import why_stage
     from probing_sota.gallery import export_gallery_html
     run = tmp_path_factory.mktemp('g')/'run'
     train_stage(run, dataset='synthetic', epochs=1, lr=3e-3, input_size=32, n_train=128, batch_size=32, progress=False)
     evaluate_stage(run, device='cpu'); hard_stage(run, top_k=20)
+    export_gallery_html(run, out=run/'gallery_without_07.html')
+    why_stage(run, device='cpu', checks=False, embedding_map_on=False)
+    # cleanlab may flag no test example of so small a run: two more flagged rows, as 07 writes them, keep the tests honest
+    li, hard = pd.read_csv(run/'hard/label_issues.csv'), pd.read_csv(run/'hard/hard_examples.csv')
+    new = hard[~hard['index'].isin(li[li.split == 'test']['index'])].head(2)
+    planted = pd.DataFrame({'index': new['index'], 'split': 'test', 'given_label': new.label, 'suggested_label': new.pred,
+                            'score': 0.0, 'method': 'planted by the browser test'})
+    pd.concat([li, planted]).to_csv(run/'hard/label_issues.csv', index=False)
     export_gallery_html(run)
     return run
 
@@ -37,6 +47,21 @@ def watch(page):
 def visible(page):
     return page.eval_on_selector_all('.ps-tile', "els => els.filter(e => e.offsetParent !== null).map(e => [e.dataset.true, e.dataset.pred])")
 
+def visible_index(page):
+    return set(page.eval_on_selector_all('.ps-grid .ps-tile',
+                                         "els => els.filter(e => e.offsetParent !== null).map(e => +e.dataset.index)"))
+
+def loaded(selector):
+    "A page function: every image under `selector` has loaded."
+    return f"() => [...document.querySelectorAll('{selector}')].every(e => e.complete && e.naturalWidth > 0)"
+
+def classes(run): return pd.read_csv(run/'class_names.csv').name.tolist()
+def hard_index(run): return set(pd.read_csv(run/'hard/hard_examples.csv')['index'])
+def flagged(run):
+    "The hard test examples flagged in label_issues.csv, with the class suggested."
+    li = pd.read_csv(run/'hard/label_issues.csv'); li = li[(li.split == 'test') & li['index'].isin(hard_index(run))]
+    return dict(zip(li['index'], li.suggested_label))
+
 def off_diagonal_pair(run):
     t = pd.read_csv(run/'hard/misclassified.csv')
     return int(t.label.iloc[0]), int(t.pred.iloc[0])
@@ -46,7 +71,7 @@ def test_static_gallery(run, browser):
     page.goto((run/'gallery.html').as_uri())
     all_tiles = visible(page)
     assert len(all_tiles) == len(pd.read_csv(run/'hard/hard_examples.csv')) > 0
-    assert page.eval_on_selector_all('.ps-tile img', 'els => els.every(e => e.complete && e.naturalWidth > 0)')
+    page.wait_for_function(loaded('.ps-tile img'))
     page.select_option('#ps-set', 'misclassified')
     assert len(visible(page)) == len(pd.read_csv(run/'hard/misclassified.csv'))
     t, p = off_diagonal_pair(run)
@@ -55,6 +80,69 @@ def test_static_gallery(run, browser):
     assert shown and all(s == [str(t), str(p)] for s in shown)
     page.select_option('#ps-pred', str(t))  # true == predicted within 'misclassified': nothing
     assert visible(page) == [] and page.is_visible('#ps-none')
+    assert errors == [], errors
+
+def test_static_confusion_labels(run, browser):
+    page = browser.new_page(); page.goto((run/'gallery.html').as_uri())
+    pred = page.eval_on_selector_all('th.ps-cm-label[data-axis="pred"]', 'els => els.map(e => e.title)')
+    true = page.eval_on_selector_all('th.ps-cm-label[data-axis="true"]', 'els => els.map(e => e.textContent)')
+    assert pred == [f'predicted {c}' for c in classes(run)] and true == classes(run)
+
+def test_label_issue_badges(run, browser):
+    page = browser.new_page(); errors = watch(page)
+    page.goto((run/'gallery.html').as_uri())
+    fl, names = flagged(run), classes(run)
+    assert len(fl) >= 2
+    badges = dict(page.eval_on_selector_all('.ps-grid .ps-tile', """els => els.filter(e => e.querySelector('.ps-issue'))
+        .map(e => [+e.dataset.index, e.querySelector('.ps-issue').textContent])"""))
+    assert badges == {i: f'label issue? → {names[c]}' for i, c in fl.items()}
+    assert page.is_visible(f'.ps-tile[data-index="{next(iter(fl))}"] .ps-issue')
+    page.select_option('#ps-set', 'label issues')
+    assert visible_index(page) == set(fl)
+    assert page.text_content('#ps-count') == f'{len(fl)} examples'
+    assert errors == [], errors
+
+def test_slice_sets(run, browser):
+    page = browser.new_page(); errors = watch(page)
+    page.goto((run/'gallery.html').as_uri())
+    sl, members, hard = pd.read_csv(run/'hard/slices.csv'), pd.read_csv(run/'hard/slice_members.csv'), hard_index(run)
+    options = page.eval_on_selector_all('#ps-set option', 'els => els.map(e => [e.value, e.textContent])')
+    assert [v for v, _ in options if v.startswith('slice ')] == [f'slice {k}' for k in sl.slice]
+    text = dict(options); seen = 0
+    for k, size, what in zip(sl.slice, sl['size'], sl.description):
+        want = set(members[members.slice == k]['index']) & hard
+        page.select_option('#ps-set', f'slice {k}')
+        assert visible_index(page) == want, k
+        assert text[f'slice {k}'] == f'slice {k}: {what} · {len(want)} of its {size} shown'
+        seen += len(want)
+    assert seen > 0  # some slice holds hard examples
+    assert errors == [], errors
+
+def test_details_neighbours(run, browser):
+    page = browser.new_page(); errors = watch(page)
+    page.goto((run/'gallery.html').as_uri())
+    nb, names = pd.read_csv(run/'hard/neighbours.csv'), classes(run)
+    assert set(nb['index']) == hard_index(run)
+    for _, r in nb.head(3).iterrows():
+        labels = [names[int(c)] for c in str(r.neighbour_labels).split(';')][:10]
+        page.click(f'.ps-grid .ps-tile[data-index="{r["index"]}"]')
+        assert page.is_visible('#ps-detail') and page.get_attribute('#ps-detail', 'data-index') == str(r['index'])
+        shown = page.eval_on_selector_all('#ps-detail .ps-nbr .ps-nbr-name', 'els => els.map(e => e.textContent)')
+        assert shown == labels and len(shown) == min(10, len(str(r.neighbours).split(';')))
+        page.wait_for_function(loaded('#ps-detail img'))
+        assert page.eval_on_selector_all('#ps-detail .ps-pics img', 'els => els.length') >= 2  # beside the CAMs
+    page.click('#ps-close'); assert not page.is_visible('#ps-detail')
+    assert errors == [], errors
+
+def test_static_gallery_without_07(run, browser):
+    page = browser.new_page(); errors = watch(page)
+    page.goto((run/'gallery_without_07.html').as_uri())
+    assert len(visible(page)) == len(hard_index(run)) > 0
+    sets = page.eval_on_selector_all('#ps-set option', 'els => els.map(e => e.value)')
+    assert sets == ['hard', 'misclassified', 'low_confidence', 'top_loss']  # no label issues, no slices
+    assert page.query_selector('.ps-issue') is None
+    page.click('.ps-grid .ps-tile')
+    assert page.is_visible('#ps-detail') and page.query_selector('#ps-detail .ps-nbr') is None
     assert errors == [], errors
 
 def free_port():
@@ -76,6 +164,24 @@ def test_live_widget_in_voila(run, browser, tmp_path):
         page.wait_for_selector('.ps-tile', timeout=120_000)
         n_hard = len(pd.read_csv(run/'hard/hard_examples.csv'))
         assert len(visible(page)) == min(12, n_hard)
+        names = classes(run)  # the matrix's rows (true) and columns (predicted) are labelled with the class names
+        assert page.eval_on_selector_all('.ps-cm-label[data-axis="pred"]', 'els => els.map(e => e.textContent)') == names
+        assert page.eval_on_selector_all('.ps-cm-label[data-axis="true"]', 'els => els.map(e => e.textContent)') == names
+        first = int(page.get_attribute('.ps-tile', 'data-index'))  # a tile's details: its nearest training images
+        page.click('button:has-text("details")')
+        page.wait_for_selector('.ps-detail .ps-nbr', timeout=60_000)
+        nb = pd.read_csv(run/'hard/neighbours.csv').set_index('index')
+        labels = [names[int(c)] for c in str(nb.neighbour_labels[first]).split(';')][:10]
+        assert page.eval_on_selector_all('.ps-detail .ps-nbr-name', 'els => els.map(e => e.textContent)') == labels
+        page.wait_for_function(loaded('.ps-detail .ps-nbr img'))
+        page.click('button:has-text("close")'); page.wait_for_selector('.ps-detail', state='detached', timeout=60_000)
+        fl = flagged(run); li = pd.read_csv(run/'hard/label_issues.csv')  # the label-issues set: exactly the flagged tiles
+        n_test = li[li.split == 'test']['index'].nunique()
+        label = f'label issues · {len(fl)} of the {n_test} flagged test examples shown'
+        page.select_option('select >> nth=0', label=label)  # the widget's set dropdown
+        page.wait_for_function(f"""() => {{ const ts = [...document.querySelectorAll('.ps-tile')];
+            return ts.length === {min(12, len(fl))} && ts.every(e => e.querySelector('.ps-issue')); }}""", timeout=60_000)
+        assert set(map(int, page.eval_on_selector_all('.ps-tile', 'els => els.map(e => e.dataset.index)'))) <= set(fl)
         t, p = off_diagonal_pair(run)
         page.click(f'.ps-cm-{t}-{p}')
         page.wait_for_function(f"""() => {{ const ts = [...document.querySelectorAll('.ps-tile')];
