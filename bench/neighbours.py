@@ -7,18 +7,12 @@ inner-product index (`pip install faiss-cpu`), on the same embeddings, in one pr
 With a run that has `embeddings/train.npy` and `embeddings/test.npy` (stage 03 and 04) it uses those and, by default, the
 run's hard test examples as queries (what stage 07 does); without one, random embeddings of the quickstart's shape
 (886 queries, 54 000 training images, 1280 dimensions). Prints seconds, agreement of the neighbour lists, and the ratios."""
-import argparse, time
+import argparse
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from probing_sota.core import load_embeddings
 from probing_sota.why import nearest
-
-def best_time(fn, repeats):
-    "The fastest of `repeats` runs (the machine may be shared) and the last result."
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter(); out = fn(); times.append(time.perf_counter() - t)
-    return min(times), out
+from knn_speed import best_time  # bench/ is the script's folder, so on sys.path
 
 def inputs(run, queries):
     "Query and base embeddings (float32) from a run, or random ones of the quickstart's shape."
