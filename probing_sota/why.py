@@ -20,10 +20,10 @@ from .data import to_display
 
 # %% auto #0
 __all__ = ['ISSUE_COLS', 'TRAIN_EMBEDDINGS', 'issue_rows', 'cleanlab_issues', 'test_label_issues', 'check_folds',
-           'fit_linear_head', 'heldout_probs', 'train_label_issues', 'dynamics_label_issues', 'flip_labels',
-           'label_issue_check', 'nearest', 'neighbour_table', 'embedding_map', 'plot_embedding_map', 'slice_features',
-           'find_slices', 'slice_members', 'name_slices', 'corrupt', 'slice_check', 'slice_cams', 'plot_slices',
-           'embeddings_layer', 'training_split_embeddings', 'why_stage']
+           'fit_linear_head', 'heldout_probs', 'train_label_issues', 'suggested_labels', 'dynamics_label_issues',
+           'flip_labels', 'label_issue_check', 'nearest', 'neighbour_table', 'embedding_map', 'plot_embedding_map',
+           'slice_features', 'find_slices', 'slice_members', 'name_slices', 'corrupt', 'slice_check', 'slice_cams',
+           'plot_slices', 'embeddings_layer', 'training_split_embeddings', 'why_stage']
 
 # %% ../nbs/07_why.ipynb #e465c6cd
 ISSUE_COLS = ['index', 'split', 'given_label', 'suggested_label', 'score', 'method']
@@ -103,12 +103,22 @@ def heldout_probs(emb:np.ndarray, # N×D embeddings of the training split
 def train_label_issues(emb:np.ndarray, rows:pd.DataFrame, num_classes:int, folds:int=5, seed:int=0, device='auto',
                        classes:list|None=None)->tuple[pd.DataFrame, np.ndarray]:
     ("Training examples whose label is likely wrong: cleanlab on k-fold held-out probabilities of a linear head on the"
-     " embeddings.")
-    labels = rows.label.to_numpy()
-    probs = heldout_probs(emb, labels, num_classes, folds, seed, device, classes)
-    flagged, score = cleanlab_issues(labels, probs)
+     " embeddings. A class with fewer examples than folds is left out (its rows' probabilities are NaN), said.")
+    labels = rows.label.to_numpy(); counts = np.bincount(labels, minlength=num_classes)
+    ok = counts[labels] >= folds  # a class that cannot be held out in every fold is not assessed
+    if not ok.all():
+        small = sorted(set(labels[~ok].tolist())); name = (lambda c: classes[c]) if classes else str
+        print(f"note: {int((~ok).sum())} training example(s) of {', '.join(name(c) for c in small)} left out of the "
+              f"{folds}-fold label check: fewer than {folds} in their class")
+    probs = np.full((len(labels), num_classes), np.nan, np.float32)
+    probs[ok] = heldout_probs(emb[ok], labels[ok], num_classes, folds, seed, device, classes)
+    flagged, score = cleanlab_issues(labels[ok], probs[ok])
     method = f'cleanlab on {folds}-fold linear-head probabilities'
-    return issue_rows(rows['index'], labels, probs.argmax(1), score, flagged, 'train', method), probs
+    return issue_rows(rows['index'].to_numpy()[ok], labels[ok], probs[ok].argmax(1), score, flagged, 'train', method), probs
+
+def suggested_labels(probs:np.ndarray)->np.ndarray:
+    "The most probable class per row; -1 where a row has no probabilities (NaN)."
+    return np.where(np.isnan(probs).any(1), -1, np.nan_to_num(probs, nan=-1.0).argmax(1))
 
 def dynamics_label_issues(carto:pd.DataFrame, # `cartography` of the run's dynamics.npz
                           suggested:pd.Series|None=None, # a suggested label per dataset index (the k-fold head's), if known
@@ -407,12 +417,16 @@ def why_stage(run_dir, # a run directory after stages 04-06
     with clock('training embeddings'): tr = training_split_embeddings(run_dir, train_embeddings, model, info, max_train, dev, seed)
     if tr is not None and train_issues:
         rows, temb = tr
-        with clock('label issues, train (k-fold)'): tri, hp = train_label_issues(temb, rows, len(classes), folds, seed, dev, classes)
-        issues.append(tri); summary['label_issues']['train_kfold'] = len(tri)
-        summary['label_issues']['kfold_accuracy'] = round(float((hp.argmax(1) == rows.label.to_numpy()).mean()), 4)
+        try:
+            with clock('label issues, train (k-fold)'): tri, hp = train_label_issues(temb, rows, len(classes), folds, seed, dev, classes)
+        except ConfigError as e:  # the rest of the stage does not need it: said, and recorded
+            print(f"note: training label issues skipped. {e}"); summary['label_issues']['train_skipped'] = str(e); tri = hp = None
+    if tr is not None and train_issues and tri is not None:
+        issues.append(tri); summary['label_issues']['train_kfold'] = len(tri); sug = suggested_labels(hp); seen = sug >= 0
+        summary['label_issues']['kfold_accuracy'] = round(float((sug[seen] == rows.label.to_numpy()[seen]).mean()), 4)
         dyn = load_dynamics(run_dir) if (run_dir/'dynamics.npz').exists() else None  # a probed model has none (05 said so)
         if dyn is not None and len(dyn['index']) and set(dyn['index']) <= set(rows['index']):
-            di = dynamics_label_issues(cartography(dyn), pd.Series(hp.argmax(1), index=rows['index'].to_numpy()))
+            di = dynamics_label_issues(cartography(dyn), pd.Series(sug, index=rows['index'].to_numpy()))
             issues.append(di); summary['label_issues']['train_dynamics'] = len(di)
             summary['label_issues']['train_both'] = len(set(di['index']) & set(tri['index']))
     save_csv(pd.concat(issues, ignore_index=True), out/'label_issues.csv')
