@@ -437,12 +437,15 @@ def why_stage(run_dir, # a run directory after stages 04-06
         summary['neighbours'] = {'k': k, 'training_images': len(tr[0]), 'misclassified': len(wrong),
                                  'mostly_predicted_class': int((wrong.share_pred > 0.5).sum()),
                                  'mostly_label': int((wrong.share_label > 0.5).sum())}
+    else: (out/'neighbours.csv').unlink(missing_ok=True)  # an earlier run's would not match this one
     if embedding_map_on and len(table) >= 4:
         with clock('embedding map (UMAP)'):
             xy = embedding_map(emb, seed=seed, device=dev)
             save_csv(pd.DataFrame({'index': table['index'], 'x': xy[:, 0].round(4), 'y': xy[:, 1].round(4), 'label': table.label,
                                    'pred': table.pred}), run_dir/'embeddings'/'test_map.csv')
             save_figure(plot_embedding_map(xy, table, classes, hard['index']), run_dir/'figures'/'embedding_map.png')
+    else:
+        for f in [run_dir/'embeddings'/'test_map.csv', run_dir/'figures'/'embedding_map.png']: f.unlink(missing_ok=True)
     with clock('slices'):
         sl, slice_of = find_slices(emb, table, probs, n_components, error_weight, seed)
         save_csv(slice_members(table, slice_of), out/'slice_members.csv')
