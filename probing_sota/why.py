@@ -309,10 +309,8 @@ def slice_check(model, info, data, table:pd.DataFrame, probs:np.ndarray, emb:np.
     is_planted = np.zeros(len(t2), bool); is_planted[planted] = True
     res = {'class': cls, 'kind': kind, 'planted': int(len(planted)),
            'planted_error_rate': float((~t2.correct.to_numpy()[planted]).mean())}
-    for top in (1,):
-        m = slice_of == top
-        res.update(top_slice_size=int(m.sum()), precision=float((m & is_planted).sum()/max(1, m.sum())),
-                   recall=float((m & is_planted).sum()/len(planted)))
+    top = slice_of == 1; hit = int((top & is_planted).sum())
+    res.update(top_slice_size=int(top.sum()), precision=hit/max(1, int(top.sum())), recall=hit/len(planted))
     best = max(range(1, len(sl) + 1), key=lambda s: ((slice_of == s) & is_planted).sum())
     res['rank_of_planted_slice'] = int(best)  # the slice holding most of the planted images
     return res
