@@ -23,7 +23,7 @@ __all__ = ['SYNTHETIC_SHAPES', 'SYSTEM_DATA_DIRS', 'DEFAULT_CACHE', 'FASHION_MNI
            'stratified_split', 'stratified_subset', 'train_val_split', 'DatasetSpec', 'register_dataset',
            'load_dataset', 'dataset_classes', 'write_cifar_folder', 'resize_images', 'Augment', 'sample_transform',
            'denormalize', 'to_display', 'BatchTransform', 'show_images', 'mix_batch', 'parse_bytes', 'memory_budget',
-           'DeviceLoader']
+           'epoch_order', 'DeviceLoader']
 
 # %% ../nbs/01_data.ipynb #4256327c
 @dataclass
@@ -836,6 +836,14 @@ def memory_budget(device='cpu')->int:
     except (ValueError, OSError, AttributeError): return 4*2**30
 
 # %% ../nbs/01_data.ipynb #65dd90c6
+def epoch_order(n:int, # examples in the split
+                shuffle:bool, generator:torch.Generator|None=None, device='cpu',
+                repeats:torch.Tensor|None=None, # how often each example is drawn per epoch (hard-example mining); None: once
+               )->torch.Tensor:
+    "One epoch's positions: each example `repeats[i]` times (default once), shuffled if asked, else in order."
+    base = torch.arange(n, device=device) if repeats is None else torch.repeat_interleave(torch.arange(n, device=device), repeats.to(device))
+    return base[torch.randperm(len(base), device=device, generator=generator)] if shuffle else base
+
 class DeviceLoader:
     "Batches of an `ImageData` held on `device` (as much of it as `max_memory` allows; the rest read from disk), transformed there."
     def __init__(self, data:ImageData, # the split to iterate over
@@ -861,12 +869,13 @@ class DeviceLoader:
         self.transform = transform.to(self.device)
         self.generator = torch.Generator(self.device).manual_seed(seed)
         self.epoch = 0
+        self.repeats = None  # per-example draws per epoch (`epoch_order`), set by hard-example mining
 
     @property
     def streaming(self)->bool: return self.n_resident < len(self.data)
 
     def __len__(self):
-        n = len(self.data)
+        n = len(self.data) if self.repeats is None else int(self.repeats.sum())
         return n//self.batch_size if self.drop_last else math.ceil(n/self.batch_size)
 
     def gather(self, idx:torch.Tensor)->torch.Tensor:
@@ -881,8 +890,7 @@ class DeviceLoader:
         return out
 
     def __iter__(self):
-        n = len(self.data)
-        order = torch.randperm(n, device=self.device, generator=self.generator) if self.shuffle else torch.arange(n, device=self.device)
+        order = epoch_order(len(self.data), self.shuffle, self.generator, self.device, self.repeats)
         batches = [order[i*self.batch_size:(i + 1)*self.batch_size] for i in range(len(self))]
         if self.streaming:  # read the next batch from disk while this one is used
             from concurrent.futures import ThreadPoolExecutor

@@ -15,21 +15,24 @@ from .core import (ProbingError, ConfigError, CheckpointError, check_choice, get
                                prepare_run_dir, save_csv, save_npz, save_checkpoint, load_checkpoint, save_figure,
                                Timings, save_timings, progress_bar, save_embeddings)
 from .data import (load_dataset, stratified_subset, train_val_split, DeviceLoader, BatchTransform, Augment,
-                               mix_batch, ImageData, memory_budget, record_skipped)
+                               mix_batch, ImageData, memory_budget, record_skipped, epoch_order)
 from .models import (create_model, freeze, train_mode, phase_strategy, param_summary, ModelInfo, STRATEGIES)
 
 # %% auto #0
-__all__ = ['OPTIMIZERS', 'SCHEDULES', 'AUGMENTS', 'PRESETS', 'check_train_params', 'make_optimizer', 'make_schedule',
-           'TrainingDiverged', 'check_finite', 'soft_cross_entropy', 'run_epoch', 'TensorBatches', 'cache_inputs',
-           'extract_features', 'frozen_prefix', 'skipping', 'check_prefix_cache', 'resolve_augment', 'load_splits',
-           'classes_without_images', 'plot_curves', 'train_stage', 'training_embeddings', 'epoch_size',
-           'augment_is_none', 'preset', 'compare_strategies', 'plot_strategy_comparison']
+__all__ = ['OPTIMIZERS', 'SCHEDULES', 'AUGMENTS', 'MINE_SETS', 'MINE_RULES', 'PRESETS', 'check_train_params', 'make_optimizer',
+           'make_schedule', 'TrainingDiverged', 'check_finite', 'soft_cross_entropy', 'run_epoch', 'TensorBatches',
+           'cache_inputs', 'extract_features', 'frozen_prefix', 'skipping', 'check_prefix_cache', 'resolve_augment',
+           'load_splits', 'classes_without_images', 'plot_curves', 'check_mining', 'mined_examples', 'mining_weights',
+           'mine_weights', 'train_stage', 'training_embeddings', 'epoch_size', 'augment_is_none', 'preset',
+           'compare_strategies', 'plot_strategy_comparison']
 
 # %% ../nbs/03_train.ipynb #fbb6bbd2
 OPTIMIZERS = ['adamw', 'adam', 'sgd']
 SCHEDULES = ['onecycle', 'cosine', 'constant']
 AUGMENTS = {'none': Augment.none(), 'default': Augment(crop_scale=(0.8, 1.0)),
-            'strong': Augment(crop_scale=(0.6, 1.0), color_jitter=0.2, erasing=0.25)}
+            'strong': Augment(crop_scale=(0.6, 1.0), color_jitter=0.2, erasing=0.25),
+            'mixup': Augment(flip=False, crop_scale=(1.0, 1.0), mixup=0.2),  # MixUp alone (Zhang et al. 2018; alpha 0.2 for ImageNet)
+            'cutmix': Augment(flip=False, crop_scale=(1.0, 1.0), cutmix=1.0)}  # CutMix alone (Yun et al. 2019; alpha 1)
 
 def check_train_params(strategy='last_block', optimizer='adamw', schedule='onecycle', lr=1e-3, epochs=1, batch_size=64,
                        weight_decay=0.0, warmup=0.1, label_smoothing=0.0, grad_clip=None, patience=None, switch_epoch=1,
@@ -90,14 +93,17 @@ def check_finite(loss:torch.Tensor, step:int, lr:float):
         raise TrainingDiverged(f"Loss became {loss.item()} at step {step} (lr {lr:.3g}): training stopped and the last good "
                                f"checkpoint (model/last.pt, model/best.pt) is kept. Lower lr (e.g. {lr/10:.1g}) or set grad_clip=1.0.")
 
-def soft_cross_entropy(logits, target, label_smoothing=0.0):
-    "Cross-entropy for hard (B) or soft (B×C, from MixUp/CutMix) targets."
-    if target.ndim == 1: return F.cross_entropy(logits, target, label_smoothing=label_smoothing)
-    return torch.sum(-target*F.log_softmax(logits, -1), -1).mean()
+def soft_cross_entropy(logits, target, label_smoothing=0.0, weights=None):
+    "Cross-entropy for hard (B) or soft (B×C, from MixUp/CutMix) targets; with `weights` (B), their weighted mean."
+    if target.ndim == 1: per = F.cross_entropy(logits, target, label_smoothing=label_smoothing, reduction='none' if weights is not None else 'mean')
+    else: per = torch.sum(-target*F.log_softmax(logits, -1), -1)
+    return per.mean() if weights is None else (weights*per).sum()/weights.sum()
 
 def run_epoch(model:nn.Module, loader, opt=None, sched=None, n:int|None=None, num_classes:int|None=None,
               aug:Augment|None=None, label_smoothing:float=0.0, grad_clip:float|None=None, bf16:bool=False,
-              step0:int=0, progress:bool=False, desc:str='train')->dict:
+              step0:int=0, progress:bool=False, desc:str='train',
+              weights:torch.Tensor|None=None, # per-example loss weights by position (hard-example mining's 'reweight')
+             )->dict:
     "Train (if `opt`) or evaluate over `loader`; returns loss, acc, images/s and per-example p(true), correctness and EL2N."
     training = opt is not None
     dev = next(model.parameters()).device
@@ -110,7 +116,8 @@ def run_epoch(model:nn.Module, loader, opt=None, sched=None, n:int|None=None, nu
             target = y
             if training and aug is not None and (aug.mixup or aug.cutmix): x, target = mix_batch(x, y, num_classes, aug)
             logits = model(x)
-            loss = soft_cross_entropy(logits.float(), target, label_smoothing if training else 0.0)
+            loss = soft_cross_entropy(logits.float(), target, label_smoothing if training else 0.0,
+                                      weights[idx] if training and weights is not None else None)
         if training:
             check_finite(loss, step, opt.param_groups[0]['lr'])
             opt.zero_grad(set_to_none=True); loss.backward()
@@ -132,11 +139,10 @@ class TensorBatches:
     "Batches `(x[idx], y[idx], idx)` of tensors already on the device (cached features), as float32 in `memory_format`."
     def __init__(self, x, y, batch_size=256, shuffle=False, seed=0, memory_format=torch.contiguous_format):
         self.x, self.y, self.batch_size, self.shuffle, self.memory_format = x, y, batch_size, shuffle, memory_format
-        self.generator = torch.Generator(x.device).manual_seed(seed)
-    def __len__(self): return math.ceil(len(self.y)/self.batch_size)
+        self.generator = torch.Generator(x.device).manual_seed(seed); self.repeats = None  # as `DeviceLoader.repeats`
+    def __len__(self): return math.ceil((len(self.y) if self.repeats is None else int(self.repeats.sum()))/self.batch_size)
     def __iter__(self):
-        n = len(self.y)
-        order = torch.randperm(n, device=self.x.device, generator=self.generator) if self.shuffle else torch.arange(n, device=self.x.device)
+        order = epoch_order(len(self.y), self.shuffle, self.generator, self.x.device, self.repeats)
         for i in range(len(self)):
             idx = order[i*self.batch_size:(i + 1)*self.batch_size]
             x = self.x[idx].float()
@@ -259,6 +265,63 @@ def plot_curves(log:pd.DataFrame, title:str=''):
     axs[0].legend(fontsize=8); fig.suptitle(title, fontsize=9); fig.tight_layout()
     return fig
 
+# %% ../nbs/03_train.ipynb #8ac38e8c
+MINE_SETS = ['hard', 'hard-to-learn', 'ambiguous', 'misclassified']
+MINE_RULES = ['oversample', 'reweight']
+
+def check_mining(mine_from, mine_set:str='hard-to-learn', mine_rule:str='oversample', mine_weight:float=3.0, dataset:str|None=None):
+    "Refuse mining parameters that make no sense, naming the fix."
+    if mine_from is None: return
+    check_choice(mine_set, MINE_SETS, 'mine_set'); check_choice(mine_rule, MINE_RULES, 'mine_rule')
+    if mine_rule == 'oversample' and not (float(mine_weight).is_integer() and mine_weight >= 2):
+        raise ConfigError(f"mine_weight={mine_weight!r}: 'oversample' draws a mined example that many times per epoch: pass a whole number, at least 2.")
+    if mine_rule == 'reweight' and not (0 < mine_weight and math.isfinite(mine_weight)):
+        raise ConfigError(f"mine_weight={mine_weight!r}: 'reweight' multiplies a mined example's loss by it: pass a positive number, e.g. 3.")
+    src = Path(mine_from)
+    if not (src/'config.json').exists():
+        raise ConfigError(f"mine_from={str(mine_from)!r} is not a run directory (no config.json): pass the folder of a run trained by this package.")
+    theirs = json.loads((src/'config.json').read_text()).get('params', {}).get('dataset')
+    if dataset is not None and theirs is not None and theirs != dataset:
+        raise ConfigError(f"mine_from={str(mine_from)!r} trained on {theirs!r}, this run on {dataset!r}: mine from a run on the same dataset.")
+
+def mined_examples(run_dir, # the earlier run
+                   mine_set:str='hard-to-learn')->np.ndarray:
+    "The dataset indices of the training examples the earlier run found hard (see `MINE_SETS`)."
+    run_dir = Path(run_dir); check_choice(mine_set, MINE_SETS, 'mine_set')
+    if mine_set == 'misclassified':
+        f = run_dir/'dynamics.npz'
+        if not f.exists(): raise ProbingError(f"No {f}: mining 'misclassified' needs a run trained by the training stage (03_train); a probed "
+                                              "model has no training dynamics.")
+        d = np.load(f); return d['index'][~d['correct'][-1].astype(bool)]
+    f = run_dir/'hard'/'cartography.csv'
+    if not f.exists(): raise ProbingError(f"No {f}: run the hard-example stage (05_hard_examples) on {run_dir} first, or mine "
+                                          "mine_set='misclassified' (it needs only dynamics.npz).")
+    c = pd.read_csv(f)
+    if (c.region == 'unknown').all():
+        raise ConfigError(f"{run_dir} trained for one epoch, so its data map has no regions: use mine_set='misclassified', or mine from a run of 2+ epochs.")
+    return c.loc[c.region.isin(['hard-to-learn', 'ambiguous'] if mine_set == 'hard' else [mine_set]), 'index'].to_numpy()
+
+def mining_weights(train_index:np.ndarray, # the training split's dataset indices, in its order
+                   mined:np.ndarray, weight:float)->np.ndarray:
+    "Per training example: `weight` for a mined one, 1 for the rest."
+    w = np.ones(len(train_index)); w[np.isin(train_index, mined)] = weight
+    return w
+
+def mine_weights(train_dl, train:ImageData, mine_from, mine_set:str, mine_rule:str, mine_weight:float, device)->dict:
+    "Apply the mining rule to the training loader (`repeats`) or return the loss weights; with a summary of what was mined."
+    mined = mined_examples(mine_from, mine_set); w = mining_weights(train.index, mined, mine_weight); n = int((w != 1).sum())
+    if len(mined) == 0:
+        raise ConfigError(f"{mine_from} has no {mine_set} training examples to mine: choose another mine_set ({', '.join(MINE_SETS)}).")
+    if n == 0:
+        raise ConfigError(f"None of the {len(mined)} examples mined from {mine_from} ({mine_set}) is in this run's training split: train on the "
+                          "same dataset with the same n_train, val_fraction and seed as that run.")
+    print(f"hard-example mining: {n:,} of {len(train):,} training examples from {mine_from} ({mine_set}), {mine_rule} x{mine_weight:g}")
+    weights = None
+    if mine_rule == 'oversample': train_dl.repeats = torch.as_tensor(w).round().long()
+    else: weights = torch.as_tensor(w, dtype=torch.float32, device=device)
+    return {'weights': weights, 'summary': {'from': str(mine_from), 'set': mine_set, 'rule': mine_rule, 'weight': mine_weight,
+                                             'mined': n, 'mined_in_source': len(mined), 'draws_per_epoch': int(round(w.sum())) if weights is None else len(w)}}
+
 # %% ../nbs/03_train.ipynb #48e32c2f
 def train_stage(run_dir, # the run directory (runs/<name>)
                 dataset:str='synthetic', data_root=None, # the data, as in `load_dataset`
@@ -275,12 +338,17 @@ def train_stage(run_dir, # the run directory (runs/<name>)
                 feature_cache:bool=True, # head or last_block + no augmentation: run the frozen layers once, not every epoch
                 on_bad_image:str='skip', # image folders: 'skip' unreadable files (listed in skipped_files.csv) or 'error'
                 train_embeddings:bool=True, # write embeddings/train.npy: the head's input for every training image, best weights
+                mine_from=None, # hard-example mining: an earlier run on the same split whose hard training examples are drawn more
+                mine_set:str='hard-to-learn', # which: its data map's 'hard-to-learn' or 'ambiguous' region, 'hard' (both), or 'misclassified'
+                mine_rule:str='oversample', # 'oversample' (drawn mine_weight times per epoch) or 'reweight' (loss × mine_weight)
+                mine_weight:float=3.0,
                 exist:str='error', # if run_dir holds another run: 'error', 'resume' or 'overwrite'
                 progress:bool=True, callbacks:list|None=None, # functions f(epoch, row) called after each epoch
                )->dict:
     "Fine-tune a pretrained model and write checkpoints, train_log.csv, dynamics.npz and the curves into `run_dir`."
     check_train_params(strategy, optimizer, schedule, lr, epochs, batch_size, weight_decay, warmup, label_smoothing,
                        grad_clip, patience, switch_epoch, augment, low_res_size, low_res_epochs)
+    check_mining(mine_from, mine_set, mine_rule, mine_weight, dataset)
     params = {k: v for k, v in locals().items() if k not in ('run_dir', 'progress', 'callbacks', 'exist')}
     dev = get_device(device)
     bf16 = dev.type == 'cuda' if bf16 is None else bf16
@@ -322,6 +390,7 @@ def train_stage(run_dir, # the run directory (runs/<name>)
         with clock('frozen layers, once'):
             prefix, batches = _prefix_cache(model, info, train, val, eval_tf, batch_size, dev, mem, seed, bf16, progress, channels_last)
         if prefix: train_dl, val_dl = batches; feature_seconds = clock.seconds['frozen layers, once']  # in epoch 1's time
+    mining = mine_weights(train_dl, train, mine_from, mine_set, mine_rule, mine_weight, dev) if mine_from else None
     net = model.get_submodule(info.head) if use_features else model
     fwd = torch.compile(net) if compile else net
     final = 'last_block' if strategy == 'two_phase' else strategy
@@ -344,7 +413,7 @@ def train_stage(run_dir, # the run directory (runs/<name>)
         lr_now = opt.param_groups[0]['lr']; train_tf.input_size = epoch_size(epoch, input_size, low_res_size, low_res_epochs)
         with clock('training epochs'), skipping(model, prefix):
             tr = run_epoch(fwd, train_dl, opt, sched, len(train), train.num_classes, aug, label_smoothing, grad_clip, bf16, step,
-                           progress, f'epoch {epoch + 1}/{epochs} [{s}, {train_tf.input_size} px]')
+                           progress, f'epoch {epoch + 1}/{epochs} [{s}, {train_tf.input_size} px]', mining and mining['weights'])
         step = tr['steps']; model.eval()
         with clock('validation'), skipping(model, prefix): va = run_epoch(fwd, val_dl, bf16=bf16)
         row = {'epoch': epoch + 1, 'strategy': s, 'input_size': train_tf.input_size, 'train_loss': tr['loss'], 'train_acc': tr['acc'], 'val_loss': va['loss'],
@@ -359,6 +428,7 @@ def train_stage(run_dir, # the run directory (runs/<name>)
                    'train_seconds': round(sum(r['seconds'] for r in log), 1), 'stopped_early': stop and epoch + 1 < epochs,
                    'n_train': len(train), 'n_val': len(val), 'feature_cache': use_features or bool(prefix),
                    'classes_without_training_images': untrained}
+        if mining: summary['mining'] = mining['summary']
         finished = stop or epoch + 1 == epochs
         with clock('checkpoints and logs'):
             if improved: save_checkpoint(model.state_dict(), best_path, **meta(), epoch=epoch + 1)

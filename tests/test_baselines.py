@@ -193,7 +193,7 @@ def test_notebook_with_parameters(run, tmp_path):
     assert {'models', 'n_train', 'knn_k', 'cnn_epochs', 'device'} <= set(spec) and 'run_dir' not in spec
     part = tmp_path/'run'; shutil.copytree(run, part)
     baselines_stage(part, models='cnn', **TINY); assert (part/'baselines/cnn').exists()  # an earlier call, with another model
-    with stage_input(NBS/'09_baselines.ipynb') as src:
+    with stage_input(NBS/'10_baselines.ipynb') as src:
         pm.execute_notebook(src, str(tmp_path/'out.ipynb'), parameters={'run_dir': str(part), 'models': 'knn,svm', 'knn_k': 3, 'n_train': 200,
                                                                         'device': 'cpu'}, cwd=str(NBS), kernel_name='python3', progress_bar=False)
     comparison = pd.read_csv(part/'baselines/comparison.csv')

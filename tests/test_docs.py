@@ -25,7 +25,7 @@ def test_one_page_per_notebook_with_the_run(site):
     out, pages = site
     names = {p.stem for p in pages}
     assert names == {p.stem for p in (ROOT/'nbs').glob('*.ipynb')}
-    html = (out/'08_gallery.html').read_text()
+    html = (out/'09_gallery.html').read_text()
     assert 'application/vnd.jupyter.widget-state+json' in html  # the gallery widget's state is embedded
     assert 'cdn.jsdelivr' not in html and 'cdnjs' not in html and 'unpkg' not in html
     assert (out/'run/report.html').exists() and (out/'run/gallery.html').exists()
@@ -44,7 +44,7 @@ def test_every_page_in_the_browser(site):
                 page.on('pageerror', lambda e: errors.append(str(e)))
                 page.on('requestfailed', lambda r: errors.append(f'request failed: {r.url}'))
                 page.goto(f.as_uri(), wait_until='load')
-                if f.stem == '08_gallery':  # the widgets render from the site's own JavaScript
+                if f.stem == '09_gallery':  # the widgets render from the site's own JavaScript
                     page.wait_for_selector('.widget-button', timeout=30_000)
                     assert page.eval_on_selector_all('.ps-grid img, .widget-html img', 'els => els.length') > 0
                 page.wait_for_timeout(300)

@@ -158,7 +158,7 @@ def test_missing_stages_are_named(run, tmp_path):
     res = report_stage(part)
     d = doc(part)
     assert 'No cam_summary.json in this run: stage 06_gradcam writes it' in d.sections['cam_stats']['text']
-    assert 'stage 08_gallery writes it' in d.sections['links']['text'] and 'gallery.html' not in d.links
+    assert 'stage 09_gallery writes it' in d.sections['links']['text'] and 'gallery.html' not in d.links
     assert {'file': 'cam_summary.json', 'stage': '06_gradcam'} in res['missing']
     assert 'cam_stats' not in res['included'] and 'metrics' in res['included']
     assert '> **Missing.** No `cam_summary.json` in this run: stage 06_gradcam writes it.' in (part/'report.md').read_text()
@@ -167,7 +167,7 @@ def test_run_after_training_only(run, tmp_path):
     early = tmp_path/'early'; (early/'figures').mkdir(parents=True)
     for f in ['config.json', 'train_log.csv', 'figures/training_curves.png']: shutil.copy(run/f, early/f)
     res = report_stage(early)
-    assert {m['stage'] for m in res['missing']} >= {'04_evaluate', '05_hard_examples', '06_gradcam', '08_gallery'}
+    assert {m['stage'] for m in res['missing']} >= {'04_evaluate', '05_hard_examples', '06_gradcam', '09_gallery'}
     d = doc(early)
     assert 'stage 04_evaluate writes it' in d.sections['per_class']['text']
     assert 'stage 05_hard_examples writes it' in d.sections['hard']['text']
@@ -202,7 +202,7 @@ def test_notebook_with_parameters(run, tmp_path):
     from probing_sota.pipeline import stage_parameters, stage_input
     assert set(stage_parameters(NBS)['report']) == {'max_cases', 'title'}  # run_dir is the pipeline's own
     part = partial_copy(run, tmp_path/'pm', drop=['report.html', 'report.md'])
-    with stage_input(NBS/'10_report.ipynb') as src:
+    with stage_input(NBS/'11_report.ipynb') as src:
         pm.execute_notebook(src, str(tmp_path/'out.ipynb'), parameters={'run_dir': str(part), 'max_cases': 2},
                             cwd=str(NBS), kernel_name='python3', progress_bar=False)
     assert (part/'report.md').exists()

@@ -13,7 +13,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parent.parent
 VENDOR = ROOT/'.docs-vendor'
 NPM_PACKAGES = ['requirejs@2.3.7', '@jupyter-widgets/html-manager@1.0.13', 'mathjax@3.2.2']
-STAGE = re.compile(r'^(0[3-9]|10)_')
+STAGE = re.compile(r'^(0[3-9]|1[01])_')
 
 class DocsError(Exception): pass
 
