@@ -652,6 +652,7 @@ def remedies(root:str|Path, # the remedies' folder, runs/<name>: base/ and one f
     base_params = resolve_params(spec, *base)
     if base_params.get('evaluate', {}).get('weights') is not None or 'train' not in base_params:
         raise ConfigError("Remedies retrain the model: start from a preset that trains one (e.g. --preset quickstart), not a probe.")
+    for n in names: check_choice(n, list(REMEDIES), 'remedy')
     (root/'base').mkdir(parents=True, exist_ok=True)  # mining's source: it exists from here on, trained first
     runs = [('base', base_params)] + [(n, resolve_params(spec, *base, (f'remedy {n}', remedy_overrides(n, base_params, root/'base'))))
                                       for n in names]  # every remedy's parameters are checked before the first run

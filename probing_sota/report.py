@@ -15,13 +15,14 @@ from .data import reason_kind
 
 # %% auto #0
 __all__ = ['STAGE_FILES', 'METRIC_ROWS', 'CALIBRATION_MATCH', 'NO_TEST_IMAGES', 'CONFIDENT', 'MIN_EFFECT', 'Z95', 'VERDICT_WORDS',
-           'SET_NAMES', 'CAM_COLS', 'DATA_FILES', 'REPORT_CSS', 'MIME', 'Para', 'Bullets', 'Table', 'Figure', 'Cases',
-           'Links', 'Missing', 'Section', 'stage_of', 'RunFiles', 'fmt', 'pct', 'duration', 'run_section',
-           'training_images', 'skipped_files_note', 'model_origin', 'plural', 'metrics_table', 'metrics_section',
-           'training_section', 'classes_without_training_images', 'per_class_section', 'confusion_section',
-           'calibration_words', 'calibration_section', 'hard_section', 'data_map_blocks', 'worst_cases', 'case_caption',
-           'cases_section', 'compare_means', 'claim_sentence', 'plot_cam_stats', 'cam_stats_section',
-           'label_issue_blocks', 'neighbour_blocks', 'slice_blocks', 'why_section', 'baselines_section',
+           'SET_NAMES', 'CAM_COLS', 'VERDICT_ORDER', 'DATA_FILES', 'REPORT_CSS', 'MIME', 'Para', 'Bullets', 'Table',
+           'Figure', 'Cases', 'Links', 'Missing', 'Section', 'stage_of', 'RunFiles', 'fmt', 'pct', 'duration',
+           'run_section', 'training_images', 'skipped_files_note', 'model_origin', 'plural', 'metrics_table',
+           'metrics_section', 'training_section', 'classes_without_training_images', 'per_class_section',
+           'confusion_section', 'calibration_words', 'calibration_section', 'hard_section', 'data_map_blocks',
+           'worst_cases', 'case_caption', 'cases_section', 'compare_means', 'claim_sentence', 'plot_cam_stats',
+           'cam_stats_section', 'label_issue_blocks', 'neighbour_blocks', 'slice_blocks', 'why_section', 'claims_table',
+           'robustness_sentences', 'occlusion_sentence', 'remedy_blocks', 'claims_section', 'baselines_section',
            'links_section', 'report_sections', 'report_title', 'formatted', 'markdown_table', 'render_markdown',
            'data_uri', 'inline_markup', 'html_table', 'html_block', 'render_html', 'report_stage']
 
@@ -95,6 +96,10 @@ STAGE_FILES = {  # path (or path prefix) in a run directory -> the stage noteboo
     'hard/label_issues.csv': '07_why', 'hard/neighbours.csv': '07_why', 'hard/slices.csv': '07_why', 'hard/slice_members.csv': '07_why',
     'hard/why_summary.json': '07_why', 'embeddings/test_map.csv': '07_why', 'figures/embedding_map.png': '07_why',
     'figures/slices.png': '07_why', 'gradcam_outputs/slices/': '07_why', 'embeddings/test.npy': '04_evaluate', 'embeddings/train.npy': '03_train',
+    'claims.csv': '08_robustness', 'robustness.csv': '08_robustness', 'robustness_summary.json': '08_robustness',
+    'image_stats.csv': '08_robustness', 'image_stats_compare.csv': '08_robustness', 'occlusion_check.csv': '08_robustness',
+    'figures/robustness.png': '08_robustness', 'figures/image_stats.png': '08_robustness',
+    'remedies/': '12_pipeline (probing-sota remedies)',
     'gallery.html': '09_gallery', 'baselines/': '10_baselines', 'notebooks/': '12_pipeline (papermill keeps the executed stages)',
 }
 
@@ -672,6 +677,73 @@ def why_section(rf:RunFiles)->Section:
                    + (f"; top failure slice: {top['description']}" if top else '') + '.')
     return sec
 
+# %% ../nbs/11_report.ipynb #271c3067
+VERDICT_ORDER = ['supported', 'not supported', 'inconclusive']
+
+def _interval(lo, hi)->str: return f"[{lo:+.3f}, {hi:+.3f}]" if np.isfinite(lo) and np.isfinite(hi) else 'none'
+
+def claims_table(df:pd.DataFrame)->pd.DataFrame:
+    "Claims as the report shows them: the claim, the measurement, the value, its 95% interval and the verdict."
+    return pd.DataFrame({'claim': df.claim, 'measurement': df.measurement, 'value': df.value.map(lambda v: f'{v:+.3f}'),
+                         '95% interval': [_interval(a, b) for a, b in zip(df.lo, df.hi)], 'verdict': df.verdict})
+
+def robustness_sentences(rob:pd.DataFrame, s:dict)->list:
+    "What the sweep shows, in sentences: accuracy at the moderate severity per corruption, and the most confidently wrong point."
+    mod = rob[rob.severity == s.get('moderate_severity', 3)].sort_values('accuracy')
+    out = [f"On {s['swept']:,} test images (clean accuracy {pct(s['clean_accuracy'], 1)}), at severity {s.get('moderate_severity', 3)}: "
+           + ', '.join(f"{r.corruption.replace('_', ' ')} {pct(r.accuracy, 1)}" for r in mod.itertuples()) + '.']
+    w = rob[rob.corruption != 'none'].sort_values('ece').iloc[-1] if (rob.corruption != 'none').any() else None
+    if w is not None:
+        out.append(f"The model is most confidently wrong under {w.corruption.replace('_', ' ')} at severity {int(w.severity)}: accuracy "
+                   f"{pct(w.accuracy, 1)} with a mean confidence of {pct(w.mean_confidence, 1)} (ECE {w.ece:.3f}).")
+    return out
+
+def occlusion_sentence(oc:dict)->str:
+    "The faithfulness check: occluding the CAM peak against a random spot of the same size."
+    side = f"a grey square of {oc['square_side']:.0%} of the side"
+    what = {'supported': 'covering the CAM peak hurts more, so the maps mark evidence the model uses',
+            'not supported': 'covering the CAM peak hurts no more than a random spot, so the maps do not single out the evidence',
+            'inconclusive': 'the difference is within the noise of this sample'}[oc['verdict']]
+    return (f"Faithfulness: {side} at the CAM peak leaves {pct(oc['acc_cam_peak'], 1)} accuracy, at random {pct(oc['acc_random'], 1)} "
+            f"(difference {oc['diff']:+.3f}, 95% interval {_interval(oc['lo'], oc['hi'])}): {what}.")
+
+def remedy_blocks(rf:RunFiles)->list:
+    "The remedies compared with this run (remedies/, written by `probing-sota remedies`), or how to make them."
+    df, cl = rf.csv('remedies/remedies.csv'), rf.csv('remedies/remedy_claims.csv')
+    if df is None or cl is None:
+        return [Para("No remedies compared with this run: `probing-sota remedies --preset <its preset>` retrains it with each remedy "
+                     "(strong augmentation, MixUp, CutMix, longer training, hard-example mining) and adds them here.")]
+    cols = [c for c in ['remedy', 'test_acc', 'acc_diff', 'lo', 'hi', 'ece', 'misclassified', 'low_confidence', 'fixed', 'introduced',
+                        'corrupted_acc', 'corrupted_diff', 'train_seconds', 'verdict'] if c in df]
+    out = [Para('**Remedies**, each retrained with the same seed and epochs as this run (twice the epochs for *longer*); test accuracy '
+                'compared on the same images, paired. Verdict rule for a remedy: a change of at least 0.005 (half a point) whose 95% '
+                'interval excludes zero.'), Table(df[cols], 'remedies/remedies.csv (acc_diff, lo, hi: the change against the base and its interval; '
+                'corrupted: mean accuracy over the corruptions at severity 3)')]
+    if rf.has('remedies/remedies.png'): out.append(Figure(rf.path('remedies/remedies.png'), 'Remedies against the base: accuracy change, '
+                                                          'corrupted accuracy change, ECE, seconds, and mistakes fixed minus introduced per class'))
+    return out
+
+def claims_section(rf:RunFiles)->Section:
+    "Each of the seeds' claims with its measurement and verdict, the sweep, the image statistics and the remedies."
+    sec = Section('claims', "Do the seeds' claims hold here?"); cl = rf.csv('claims.csv'); s = rf.json('robustness_summary.json')
+    if cl is None or s is None: sec.blocks.append(rf.missing('claims.csv')); return sec
+    rem = rf.csv('remedies/remedy_claims.csv'); allc = pd.concat([cl, rem]) if rem is not None else cl
+    sec.blocks += [Para("The rule: a claim is **supported** when its measurement, signed so that positive is the claim's direction, is at least "
+                        f"{cl.min_effect.iloc[0]:g} and its 95% interval excludes zero; **not supported** when the interval excludes zero the "
+                        "other way or lies within that margin; **inconclusive** otherwise. Corruptions are measured at severity "
+                        f"{s.get('moderate_severity', 3)}; image statistics as percentile ranks over the test split."),
+                   Table(claims_table(allc), 'claims.csv' + (' and remedies/remedy_claims.csv' if rem is not None else ''))]
+    rob = rf.csv('robustness.csv')
+    if rob is not None:
+        sec.blocks.append(Bullets(robustness_sentences(rob, s) + ([occlusion_sentence(s['occlusion_check'])] if s.get('occlusion_check') else [])))
+    for f, cap in [('figures/robustness.png', 'Accuracy, mean confidence and the low-confidence share against severity (0: clean)'),
+                   ('figures/image_stats.png', 'Image statistics per set, as percentile ranks; titles: the difference to the confident set [95% interval]')]:
+        if rf.has(f): sec.blocks.append(Figure(rf.path(f), cap))
+    sec.blocks += remedy_blocks(rf)
+    n = allc.verdict.value_counts()
+    sec.summary = "Seeds' claims: " + ', '.join(f"{n.get(v, 0)} {v}" for v in VERDICT_ORDER) + f" (of {len(allc)} measurements)."
+    return sec
+
 # %% ../nbs/11_report.ipynb #e760ff0b
 def baselines_section(rf:RunFiles)->Section|None:
     "baselines/comparison.csv as a table, or None when the run has none."
@@ -702,6 +774,7 @@ def report_sections(run_dir, # a run directory (stage 03 at least)
     rf = RunFiles(run_dir); files_dir = Path(files_dir) if files_dir is not None else rf.run_dir/'report_files'
     secs = [run_section(rf), metrics_section(rf), training_section(rf), per_class_section(rf), confusion_section(rf),
             calibration_section(rf), hard_section(rf), cases_section(rf, max_cases), cam_stats_section(rf, files_dir), why_section(rf),
+            claims_section(rf),
             baselines_section(rf), links_section(rf)]
     secs = [s for s in secs if s is not None]
     missing = list({(b.file, b.stage): b for s in secs for b in s.missing}.values())

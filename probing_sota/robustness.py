@@ -265,7 +265,8 @@ def robustness_sweep(model, info, # the run's model (eval mode) and its info
         ok = (pred == y).cpu().numpy(); cf = conf.cpu().numpy()
         cs = {k: torch.cat([d[k] for d in cam]).mean().item() for k in cam[0]} if cam else {}
         rows.append({'corruption': kind, 'severity': sev, 'param': corruption_param(kind, sev) if sev else None, 'n': n,
-                     'accuracy': ok.mean(), 'mean_confidence': cf.mean(), 'low_confidence_share': (cf < threshold).mean(),
+                     'accuracy': ok.mean(), 'mean_confidence': cf.mean(), 'low_confidence': int((cf < threshold).sum()),
+                     'low_confidence_share': (cf < threshold).mean(),
                      'ece': expected_calibration_error(cf, ok), **{f'cam_{k}': v for k, v in cs.items()}, 'cam_images': ncam})
         per_class.append(pd.DataFrame({'corruption': kind, 'severity': sev, 'label': table.label.to_numpy(), 'correct': ok})
                          .groupby(['corruption', 'severity', 'label'], as_index=False).correct.mean().rename(columns={'correct': 'accuracy'}))

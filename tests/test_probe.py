@@ -114,7 +114,7 @@ def test_cli_probe_vit_on_fashion_mnist(tmp_path):
     run = tmp_path/'runs'/'vit'
     check_run(run, 200)
     state = json.loads((run/'pipeline.json').read_text())
-    assert [k for k, v in state['stages'].items() if v['status'] == 'done'] == ['evaluate', 'hard_examples', 'gradcam', 'why', 'gallery', 'baselines', 'report']
+    assert [k for k, v in state['stages'].items() if v['status'] == 'done'] == ['evaluate', 'hard_examples', 'gradcam', 'why', 'robustness', 'gallery', 'baselines', 'report']
     cam = json.loads((run/'cam_summary.json').read_text()); assert cam['layer'] == 'blocks.11.norm1'
     assert 'peer_agreement' in cam  # recorded, never asserted in a run
     assert not (run/'train_log.csv').exists() and (run/'notebooks'/'06_gradcam.ipynb').exists()

@@ -12,7 +12,7 @@ NBS = Path(__file__).resolve().parents[1]/'nbs'
 
 @pytest.fixture(scope='module')
 def run(tmp_path_factory):
-    "A tiny run through stages 03-08."
+    "A tiny run through stages 03-09."
     from probing_sota.train import train_stage
     from probing_sota.evaluate import evaluate_stage
     from probing_sota.hard import hard_stage
@@ -24,6 +24,8 @@ def run(tmp_path_factory):
     cam_stage(run, max_images=6, batch_size=16, device='cpu')
     from probing_sota.why import why_stage
     why_stage(run, device='cpu', folds=3, embedding_map_on=False)
+    from probing_sota.robustness import robustness_stage
+    robustness_stage(run, max_images=120, cam_images=16, max_cams=60, device='cpu', progress=False)
     export_gallery_html(run, max_per_set=4)
     return run
 
@@ -68,7 +70,7 @@ def numbers(text:str)->list[float]: return [float(x) for x in re.findall(r'(?<![
 def test_files_written(run, report):
     assert report['html'] == run/'report.html' and report['html'].exists() and report['markdown'].exists()
     assert (run/'report_files/cam_stats.png').exists()
-    assert {'run', 'metrics', 'per_class', 'confusion', 'calibration', 'hard', 'cases', 'cam_stats', 'why', 'links'} <= set(report['included'])
+    assert {'run', 'metrics', 'per_class', 'confusion', 'calibration', 'hard', 'cases', 'cam_stats', 'why', 'claims', 'links'} <= set(report['included'])
     assert report['missing'] == []  # the tiny run has every stage but 09, whose section is left out silently
 
 def test_why_section(run, report):
@@ -82,6 +84,20 @@ def test_why_section(run, report):
     sl = pd.read_csv(run/'hard/slices.csv')
     assert sl.description.iloc[0] in text and (run/'figures/slices.png').exists()
     assert not list(run.glob('.report*.tmp'))  # atomic writes leave no temporary files
+
+def test_claims_section(run, report):
+    "Every claim of stage 08 is in the report with its value, interval and verdict; the sweep's sentence uses robustness.csv's numbers."
+    d, cl = doc(run), pd.read_csv(run/'claims.csv')
+    rows = d.sections['claims']['tables'][0]
+    assert rows[0] == ['claim', 'measurement', 'value', '95% interval', 'verdict']
+    assert [r[4] for r in rows[1:]] == cl.verdict.tolist() and [r[2] for r in rows[1:]] == [f'{v:+.3f}' for v in cl.value]
+    rob, s = pd.read_csv(run/'robustness.csv'), json.loads((run/'robustness_summary.json').read_text())
+    text = d.sections['claims']['text']
+    for r in rob[rob.severity == 3].itertuples(): assert f"{r.corruption.replace('_', ' ')} {pct(r.accuracy, 1)}" in text
+    w = rob[rob.corruption != 'none'].sort_values('ece').iloc[-1]
+    assert f"most confidently wrong under {w.corruption.replace('_', ' ')} at severity {int(w.severity)}" in text
+    assert f"{cl.verdict.eq('supported').sum()} supported" in d.sections['glance']['text']
+    assert 'No remedies compared with this run' in text
 
 def test_metrics_equal_metrics_json(run, report):
     m, d = json.loads((run/'metrics.json').read_text()), doc(run)
@@ -123,7 +139,8 @@ def test_images_inline(run, report):
     d = doc(run)
     mis = pd.read_csv(run/'hard/misclassified.csv')
     n_cases = min(4, sum((run/f'gradcam_outputs/misclassified/{i}.png').exists() for i in mis['index']))
-    figures = ['training_curves', 'confusion_matrix', 'reliability', 'data_map', 'cam_grid', 'slices']  # no embedding map: off in the fixture
+    figures = ['training_curves', 'confusion_matrix', 'reliability', 'data_map', 'cam_grid', 'slices',  # no embedding map: off in the fixture
+               'robustness', 'image_stats']
     assert len(d.imgs) == len(figures) + n_cases + 1  # + report_files/cam_stats.png
     for src in d.imgs:
         assert src.startswith(('data:image/png;base64,', 'data:image/jpeg;base64,')), src[:60]

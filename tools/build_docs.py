@@ -2,8 +2,8 @@
 
     python tools/build_docs.py [--run runs/quickstart] [--out _docs] [--no-execute]
 
-Stage notebooks (03-09) are shown as the pipeline executed them for the run (real outputs, widget state included);
-the others (index, 00-02, 10) are executed here, and a notebook that fails stops the build with its name and cell.
+Stage notebooks (03-11) are shown as the pipeline executed them for the run (real outputs, widget state included);
+the others (index, 00-02, 12) are executed here, and a notebook that fails stops the build with its name and cell.
 JavaScript (require.js, the Jupyter widgets HTML manager, MathJax 3) is served from the site itself (fetched once with
 npm into .docs-vendor/), so the pages work offline. Where Quarto is installed, `make docs` runs nbdev_docs instead."""
 import argparse, base64, configparser, io, re, shutil, subprocess, sys
