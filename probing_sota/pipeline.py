@@ -687,10 +687,10 @@ def probe_sources(a)->tuple:
     flags = {'weights': a.weights, 'model_name': a.model, 'dataset': a.data, 'data_root': a.data_root, 'classes_file': a.classes,
              'input_size': a.input_size, 'mean': a.mean, 'std': a.std, 'crop_pct': a.crop_pct, 'layer': a.layer}
     later = {s: v for s, v in preset_params(a.preset).items() if s != 'train'}
-    return ((f'preset {a.preset} (stages 04-10)', later),) + _sources(a)[1:] + (('probe flags', {f'evaluate.{k}': v for k, v in flags.items() if v is not None}),)
+    return ((f'preset {a.preset} (stages 04-11)', later),) + _sources(a)[1:] + (('probe flags', {f'evaluate.{k}': v for k, v in flags.items() if v is not None}),)
 
 def probe_stages(params:dict, stages:list|None)->list|None:
-    "A run whose stage 04 probes a model file has no training stage: stages 04-10 unless others are asked for."
+    "A run whose stage 04 probes a model file has no training stage: stages 04-11 unless others are asked for."
     if params.get('evaluate', {}).get('weights') is None: return stages
     if stages and 'train' in stages:
         raise ConfigError("evaluate.weights probes a model file, so the run has no training stage: leave train out of --stages "
@@ -712,7 +712,7 @@ def _outputs(run_dir:Path):
         if (run_dir/f).exists(): print(f"  {what:<20} {run_dir/f}")
 
 def _add_run_args(r, default_name, probe:bool=False):
-    r.add_argument('--preset', default='quickstart', help=f"one of {', '.join(PRESETS)}" + (' (its stages 04-10)' if probe else ''))
+    r.add_argument('--preset', default='quickstart', help=f"one of {', '.join(PRESETS)}" + (' (its stages 04-11)' if probe else ''))
     r.add_argument('--config', help='a YAML file of parameters (stage.key: value, or stage: {key: value})')
     r.add_argument('-p', action='append', metavar='KEY=VALUE', help='set a parameter: train.epochs=3, or device=cpu for every stage')
     r.add_argument('--on-bad-image', choices=['skip', 'error'], help='image folders: skip unreadable files (the default; listed in '
@@ -736,7 +736,7 @@ def main(argv:list[str]|None=None):
     s.add_argument('--grid', action='append', metavar='KEY=V1,V2', help='default: --grid train.strategy=head,last_block,full,two_phase')
     rm = sub.add_parser('remedies', help="retrain with each remedy (augmentation, MixUp, CutMix, longer, mining) and compare with the base")
     _add_run_args(rm, None); rm.add_argument('--remedies', help=f"a comma-separated subset of {', '.join(REMEDIES)} (default: all)")
-    pr = sub.add_parser('probe', help='probe a model you already have (a weights file): stages 04-10 into runs/<name>/')
+    pr = sub.add_parser('probe', help='probe a model you already have (a weights file): stages 04-11 into runs/<name>/')
     pr.add_argument('--weights', required=True, help='the model file: torch.save state_dict or checkpoint, safetensors, TorchScript')
     pr.add_argument('--model', help="its architecture: a torchvision or timm name (timm:NAME / torchvision:NAME to choose); "
                                     "not needed for this package's checkpoints")
@@ -846,7 +846,7 @@ def probe(model, # any classifier in memory: uint8-derived normalised images in,
           tta:bool=False, device='auto', seed:int=0,
           embed_layer:str|None=None, # the module whose input is the embedding (default: the head; see `embedding_layer`)
          )->Probe:
-    "Probe a model already in memory (a notebook's, JupyterLab's or Colab's): stages 04-10 in this process, into a run directory."
+    "Probe a model already in memory (a notebook's, JupyterLab's or Colab's): stages 04-11 in this process, into a run directory."
     from probing_sota.core import prepare_run_dir, load_checkpoint
     from probing_sota.data import load_dataset, stratified_subset
     from probing_sota.models import checkpoint_model, LIVE_MODELS
