@@ -22,9 +22,10 @@ __all__ = ['STAGE_FILES', 'METRIC_ROWS', 'CALIBRATION_MATCH', 'NO_TEST_IMAGES', 
            'confusion_section', 'calibration_words', 'calibration_section', 'hard_section', 'data_map_blocks',
            'worst_cases', 'case_caption', 'cases_section', 'compare_means', 'claim_sentence', 'plot_cam_stats',
            'cam_stats_section', 'label_issue_blocks', 'neighbour_blocks', 'slice_blocks', 'why_section', 'claims_table',
-           'robustness_sentences', 'occlusion_sentence', 'remedy_blocks', 'claims_section', 'baselines_section',
-           'links_section', 'report_sections', 'report_title', 'formatted', 'markdown_table', 'render_markdown',
-           'data_uri', 'inline_markup', 'html_table', 'html_block', 'render_html', 'report_stage']
+           'robustness_sentences', 'occlusion_sentence', 'per_class_sentences', 'remedy_sentence', 'remedy_blocks',
+           'claims_section', 'baselines_section', 'links_section', 'report_sections', 'report_title', 'formatted',
+           'markdown_table', 'render_markdown', 'data_uri', 'inline_markup', 'html_table', 'html_block', 'render_html',
+           'report_stage']
 
 # %% ../nbs/11_report.ipynb #7f2f192d
 @dataclass
@@ -707,18 +708,45 @@ def occlusion_sentence(oc:dict)->str:
     return (f"Faithfulness: {side} at the CAM peak leaves {pct(oc['acc_cam_peak'], 1)} accuracy, at random {pct(oc['acc_random'], 1)} "
             f"(difference {oc['diff']:+.3f}, 95% interval {_interval(oc['lo'], oc['hi'])}): {what}.")
 
+def per_class_sentences(pc:pd.DataFrame)->list:
+    "Where the misclassified images differ within each true class (image_stats_per_class.csv): the classes higher, lower and not different."
+    out = []
+    for stat, word in [('foreground_share', 'foreground share'), ('pixel_ambiguity', 'pixel ambiguity')]:
+        d = pc[(pc.statistic == stat) & (pc.set == 'misclassified')]
+        if d.empty: continue
+        up, down = d[d.lo > 0].true_class.tolist(), d[d.hi < 0].true_class.tolist()
+        out.append(f"Within each true class, the misclassified images' {word} is higher than the confident ones' in {len(up)} classes "
+                   f"({', '.join(up) or 'none'}), lower in {len(down)} ({', '.join(down) or 'none'}) and not different in "
+                   f"{len(d) - len(up) - len(down)}; the whole split's comparison above also reflects which classes make the mistakes.")
+    return out
+
+def remedy_sentence(r, base)->str:
+    "One remedy against the base, in words: accuracy change, flips, corrupted accuracy, ECE and cost."
+    pts = lambda v: f"{100*v:+.2f}"
+    s = (f"**{r.remedy}** ({r.verdict}): test accuracy {pts(r.acc_diff)} points, 95% interval [{pts(r.lo)}, {pts(r.hi)}]; "
+         f"{int(r.fixed)} mistakes fixed, {int(r.introduced)} introduced")
+    if 'corrupted_diff' in r._fields and np.isfinite(r.corrupted_diff):
+        s += f"; under the corruptions {pts(r.corrupted_diff)} points [{pts(r.corrupted_lo)}, {pts(r.corrupted_hi)}]"
+    return s + f"; ECE {r.ece:.3f} (base {base.ece:.3f}); {r.train_seconds:.0f} s of training ({r.train_seconds/base.train_seconds:.2f}× the base)."
+
 def remedy_blocks(rf:RunFiles)->list:
     "The remedies compared with this run (remedies/, written by `probing-sota remedies`), or how to make them."
     df, cl = rf.csv('remedies/remedies.csv'), rf.csv('remedies/remedy_claims.csv')
     if df is None or cl is None:
         return [Para("No remedies compared with this run: `probing-sota remedies --preset <its preset>` retrains it with each remedy "
                      "(strong augmentation, MixUp, CutMix, longer training, hard-example mining) and adds them here.")]
-    cols = [c for c in ['remedy', 'test_acc', 'acc_diff', 'lo', 'hi', 'ece', 'misclassified', 'low_confidence', 'fixed', 'introduced',
-                        'corrupted_acc', 'corrupted_diff', 'train_seconds', 'verdict'] if c in df]
-    out = [Para('**Remedies**, each retrained with the same seed and epochs as this run (twice the epochs for *longer*); test accuracy '
-                'compared on the same images, paired. Verdict rule for a remedy: a change of at least 0.005 (half a point) whose 95% '
-                'interval excludes zero.'), Table(df[cols], 'remedies/remedies.csv (acc_diff, lo, hi: the change against the base and its interval; '
-                'corrupted: mean accuracy over the corruptions at severity 3)')]
+    out = [Para('**Remedies**, each retrained with the same seed and epochs as this run (twice the epochs for *longer*; *strong-augment* '
+                'adds random erasing and colour jitter to crops and flips; *mining* draws the hard-to-learn training examples of this run '
+                'more often). Test accuracy is compared on the same images, paired; a remedy is supported when it gains at least 0.005 '
+                '(half a point) and the 95% interval excludes zero. "Under the corruptions": mean accuracy over every corruption at '
+                'severity 3, on the same images.')]
+    if len(df) > 1: out.append(Bullets([remedy_sentence(r, df.iloc[0]) for r in df.iloc[1:].itertuples()]))
+    cols = [c for c in ['remedy', 'test_acc', 'ece', 'misclassified', 'low_confidence', 'fixed', 'introduced', 'corrupted_acc',
+                        'train_seconds', 'epochs'] if c in df]
+    tab = df[cols].copy()
+    for c in ['misclassified', 'low_confidence', 'fixed', 'introduced', 'epochs']:
+        if c in tab: tab[c] = tab[c].astype('Int64')
+    out.append(Table(tab, 'remedies/remedies.csv'))
     if rf.has('remedies/remedies.png'): out.append(Figure(rf.path('remedies/remedies.png'), 'Remedies against the base: accuracy change, '
                                                           'corrupted accuracy change, ECE, seconds, and mistakes fixed minus introduced per class'))
     return out
@@ -729,13 +757,15 @@ def claims_section(rf:RunFiles)->Section:
     if cl is None or s is None: sec.blocks.append(rf.missing('claims.csv')); return sec
     rem = rf.csv('remedies/remedy_claims.csv'); allc = pd.concat([cl, rem]) if rem is not None else cl
     sec.blocks += [Para("The rule: a claim is **supported** when its measurement, signed so that positive is the claim's direction, is at least "
-                        f"{cl.min_effect.iloc[0]:g} and its 95% interval excludes zero; **not supported** when the interval excludes zero the "
+                        f"{cl.min_effect.iloc[0]:g} (0.005 for a remedy's accuracy change) and its 95% interval excludes zero; **not supported** when the interval excludes zero the "
                         "other way or lies within that margin; **inconclusive** otherwise. Corruptions are measured at severity "
                         f"{s.get('moderate_severity', 3)}; image statistics as percentile ranks over the test split."),
                    Table(claims_table(allc), 'claims.csv' + (' and remedies/remedy_claims.csv' if rem is not None else ''))]
     rob = rf.csv('robustness.csv')
     if rob is not None:
         sec.blocks.append(Bullets(robustness_sentences(rob, s) + ([occlusion_sentence(s['occlusion_check'])] if s.get('occlusion_check') else [])))
+    pc = rf.csv('image_stats_per_class.csv')
+    if pc is not None and len(pc): sec.blocks.append(Bullets(per_class_sentences(pc)))
     for f, cap in [('figures/robustness.png', 'Accuracy, mean confidence and the low-confidence share against severity (0: clean)'),
                    ('figures/image_stats.png', 'Image statistics per set, as percentile ranks; titles: the difference to the confident set [95% interval]')]:
         if rf.has(f): sec.blocks.append(Figure(rf.path(f), cap))

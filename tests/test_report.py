@@ -98,6 +98,8 @@ def test_claims_section(run, report):
     assert f"most confidently wrong under {w.corruption.replace('_', ' ')} at severity {int(w.severity)}" in text
     assert f"{cl.verdict.eq('supported').sum()} supported" in d.sections['glance']['text']
     assert 'No remedies compared with this run' in text
+    pc = pd.read_csv(run/'image_stats_per_class.csv'); d = pc[(pc.statistic == 'foreground_share') & (pc.set == 'misclassified')]
+    assert f"foreground share is higher than the confident ones' in {int((d.lo > 0).sum())} classes" in text
 
 def test_metrics_equal_metrics_json(run, report):
     m, d = json.loads((run/'metrics.json').read_text()), doc(run)
