@@ -645,7 +645,9 @@ def remedy_overrides(name:str, base_params:dict, base_dir:Path)->dict:
 def remedies(root:str|Path, # the remedies' folder, runs/<name>: base/ and one folder per remedy
              base:tuple, # the parameter sources of the base run, as for `resolve_params`
              names:list|None=None, # remedies (default: all of `REMEDIES`)
-             nbs:str|Path|None=None, force:bool=False, log=print)->pd.DataFrame:
+             nbs:str|Path|None=None, force:bool=False, log=print,
+             stages:list|None=None, # default `REMEDY_STAGES`; train, evaluate and hard_examples at least
+            )->pd.DataFrame:
     "Train the base and each remedy with the same seed and budget, then compare them (`write_remedies`) and report."
     from probing_sota.robustness import write_remedies
     root = Path(root).absolute(); nbs = nbs or find_nbs(); spec = stage_parameters(nbs); names = list(names or REMEDIES)
@@ -653,13 +655,17 @@ def remedies(root:str|Path, # the remedies' folder, runs/<name>: base/ and one f
     if base_params.get('evaluate', {}).get('weights') is not None or 'train' not in base_params:
         raise ConfigError("Remedies retrain the model: start from a preset that trains one (e.g. --preset quickstart), not a probe.")
     for n in names: check_choice(n, list(REMEDIES), 'remedy')
+    stages = list(stages or REMEDY_STAGES)
+    if (need := [s for s in ['train', 'evaluate', 'hard_examples'] if s not in stages]):
+        raise ConfigError(f"--stages leaves out {', '.join(need)}: a remedy is compared from its training, evaluation and hard examples; "
+                          "add them (robustness adds the corruption comparison).")
     (root/'base').mkdir(parents=True, exist_ok=True)  # mining's source: it exists from here on, trained first
     runs = [('base', base_params)] + [(n, resolve_params(spec, *base, (f'remedy {n}', remedy_overrides(n, base_params, root/'base'))))
                                       for n in names]  # every remedy's parameters are checked before the first run
     done = []
     for i, (label, params) in enumerate(runs, 1):
         log(f"== remedies {i}/{len(runs)}: {label}")
-        try: run_pipeline(root/label, params, nbs, REMEDY_STAGES, force, log=log); done.append(label)
+        try: run_pipeline(root/label, params, nbs, stages, force, log=log); done.append(label)
         except ProbingError as e:
             if label == 'base': raise
             log(f"   {label} failed: {e}")
@@ -765,7 +771,8 @@ def main(argv:list[str]|None=None):
             name = (a.name or {'run': a.preset, 'sweep': f'sweep-{a.preset}', 'remedies': f'remedies-{a.preset}'}.get(a.cmd)
                     or f"probe-{Path(a.weights).name.split('.')[0]}")
             if a.cmd == 'remedies':
-                df = remedies(Path(a.runs)/name, sources, [r.strip() for r in a.remedies.split(',')] if a.remedies else None, nbs, a.force)
+                df = remedies(Path(a.runs)/name, sources, [r.strip() for r in a.remedies.split(',')] if a.remedies else None, nbs, a.force,
+                              stages=stage_list(a.stages))
                 print(df.to_string(index=False)); print(f"Comparison: {(Path(a.runs)/name/'remedies.md').absolute()}")
                 return 0
             if a.cmd == 'sweep':

@@ -753,16 +753,19 @@ def remedy_blocks(rf:RunFiles)->list:
 
 def claims_section(rf:RunFiles)->Section:
     "Each of the seeds' claims with its measurement and verdict, the sweep, the image statistics and the remedies."
-    sec = Section('claims', "Do the seeds' claims hold here?"); cl = rf.csv('claims.csv'); s = rf.json('robustness_summary.json')
-    if cl is None or s is None: sec.blocks.append(rf.missing('claims.csv')); return sec
-    rem = rf.csv('remedies/remedy_claims.csv'); allc = pd.concat([cl, rem]) if rem is not None else cl
+    sec = Section('claims', "Do the seeds' claims hold here?"); cl = rf.csv('claims.csv'); s = rf.json('robustness_summary.json') or {}
+    rem = rf.csv('remedies/remedy_claims.csv')
+    if cl is None: sec.blocks.append(rf.missing('claims.csv'))
+    if cl is None and rem is None: return sec
+    allc = pd.concat([d for d in (cl, rem) if d is not None], ignore_index=True)
     sec.blocks += [Para("The rule: a claim is **supported** when its measurement, signed so that positive is the claim's direction, is at least "
-                        f"{cl.min_effect.iloc[0]:g} (0.005 for a remedy's accuracy change) and its 95% interval excludes zero; **not supported** when the interval excludes zero the "
-                        "other way or lies within that margin; **inconclusive** otherwise. Corruptions are measured at severity "
-                        f"{s.get('moderate_severity', 3)}; image statistics as percentile ranks over the test split."),
-                   Table(claims_table(allc), 'claims.csv' + (' and remedies/remedy_claims.csv' if rem is not None else ''))]
+                        f"its margin ({allc.min_effect.iloc[0]:g}; 0.005 for a remedy's accuracy change) and its 95% interval excludes zero; "
+                        "**not supported** when the interval excludes zero the other way or lies within that margin; **inconclusive** "
+                        f"otherwise. Corruptions are measured at severity {s.get('moderate_severity', 3)}; image statistics as percentile ranks "
+                        "over the test split."),
+                   Table(claims_table(allc), ' and '.join(f for f, d in [('claims.csv', cl), ('remedies/remedy_claims.csv', rem)] if d is not None))]
     rob = rf.csv('robustness.csv')
-    if rob is not None:
+    if rob is not None and s:
         sec.blocks.append(Bullets(robustness_sentences(rob, s) + ([occlusion_sentence(s['occlusion_check'])] if s.get('occlusion_check') else [])))
     pc = rf.csv('image_stats_per_class.csv')
     if pc is not None and len(pc): sec.blocks.append(Bullets(per_class_sentences(pc)))
