@@ -172,6 +172,8 @@ def paired_diff(a, b)->tuple[float, float, float]:
     se = d.std(ddof=1)/math.sqrt(len(d)); m = float(d.mean())
     return m, m - 1.96*se, m + 1.96*se
 
+def _mean(v:np.ndarray)->float: return float(np.nanmean(v)) if np.isfinite(v).any() else float('nan')
+
 STAT_COLS = ['brightness', 'contrast', 'sharpness', 'foreground_share', 'cam_extent', 'pixel_ambiguity']
 
 def example_sets(table:pd.DataFrame, threshold:float=0.40)->dict:
@@ -191,7 +193,7 @@ def compare_stats(stats:pd.DataFrame, # one row per test example, STAT_COLS (any
             if name == ref: continue
             d, lo, hi = bootstrap_diff(r[m], r[sets[ref]], n_boot, seed)
             rows.append({'statistic': col, 'set': name, 'n': int(np.isfinite(v[m]).sum()), 'n_ref': int(np.isfinite(v[sets[ref]]).sum()),
-                         'mean': np.nanmean(v[m]) if m.any() else np.nan, 'mean_ref': np.nanmean(v[sets[ref]]),
+                         'mean': _mean(v[m]), 'mean_ref': _mean(v[sets[ref]]),
                          'rank_diff': d, 'lo': lo, 'hi': hi})
     return pd.DataFrame(rows)
 
@@ -286,7 +288,7 @@ def plot_robustness(df:pd.DataFrame, title:str=''):
     for ax, (col, name) in zip(axs, [('accuracy', 'accuracy'), ('mean_confidence', 'mean confidence'),
                                      ('low_confidence_share', 'low-confidence share')]):
         for k, g in d.groupby('corruption', sort=False):
-            ax.plot(g.severity, g[col], 'o-', ms=3, label=k.replace('_', ' '), ls='--' if k == 'occlusion_cam' else '-')
+            ax.plot(g.severity, g[col], marker='o', ms=3, label=k.replace('_', ' '), ls='--' if k == 'occlusion_cam' else '-')
         ax.set_title(name, fontsize=9); ax.set_xlabel('severity', fontsize=8); ax.set_ylim(0, 1.02); ax.grid(alpha=0.3)
     axs[0].legend(fontsize=7); fig.suptitle(title, fontsize=9) if title else None
     fig.tight_layout()
@@ -315,8 +317,9 @@ def _shift(per_example:dict, key:str, threshold:float, what:str='lowconf')->tupl
     "The paired change from the clean images to corruption `key`: of the low-confidence share, or of the error rate."
     a, b = per_example.get(key), per_example['none:0']
     if a is None: return (float('nan'),)*3
-    if what == 'lowconf': return paired_diff(a[1] < threshold, b[1] < threshold)
-    return paired_diff(1 - a[0], 1 - b[0])
+    after, before = (a[1] < threshold, b[1] < threshold) if what == 'lowconf' else (a[0] == 0, b[0] == 0)
+    if before.all(): return (float('nan'),)*3  # already at the ceiling on clean images: the corruption cannot show anything
+    return paired_diff(after, before)
 
 def _rank_claim(cmp:pd.DataFrame, stat:str, s:str, sign:int)->tuple:
     "A rank difference of `stat` between set `s` and the confident set, signed so that positive is the claim's direction."
