@@ -257,9 +257,10 @@ def robustness_sweep(model, info, # the run's model (eval mode) and its info
         for s in range(0, n, batch_size):
             xb = corrupt_batch(imgs[s:s + batch_size].to(dev), kind, sev, g, peaks[s:s + batch_size] if kind == 'occlusion_cam' else None)
             x = tf(xb)
-            if kind == 'none' or s < ncam:  # the clean pass finds every image's CAM peak; the others measure the first ncam maps
-                st, pk = _cam_stat_means(model, info, x if kind == 'none' else x[:ncam - s], bf16)
-                if kind == 'none': peaks[s:s + len(x)] = pk.cpu()
+            peaks_now = kind == 'none' and 'occlusion_cam' in kinds  # the clean pass finds every image's CAM peak, if it is used
+            if peaks_now or s < ncam:  # the other passes measure the first ncam maps
+                st, pk = _cam_stat_means(model, info, x if peaks_now else x[:ncam - s], bf16)
+                if peaks_now: peaks[s:s + len(pk)] = pk.cpu()
                 if s < ncam: cam.append({k: v[:ncam - s] for k, v in st.items()})
             with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
                 p = model(x).float().softmax(-1)
