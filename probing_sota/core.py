@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #784bc26d
 from __future__ import annotations
-import os, io, json, time, random, hashlib, platform, subprocess, tempfile, zipfile, pickle, datetime
+import os, io, json, math, time, random, hashlib, platform, subprocess, tempfile, zipfile, pickle, datetime
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
@@ -12,11 +12,13 @@ import pandas as pd
 import torch
 
 # %% auto #0
-__all__ = ['CKPT_FORMAT', 'EMBEDDING_STAGES', 'TIMINGS', 'PROGRESS_ENV', 'ProbingError', 'DataNotFoundError', 'CheckpointError',
-           'ConfigError', 'check_choice', 'get_device', 'seed_everything', 'atomic_write', 'save_json', 'save_text',
+__all__ = ['DIST_TIMEOUT_ENV', 'CKPT_FORMAT', 'EMBEDDING_STAGES', 'TIMINGS', 'PROGRESS_ENV', 'ProbingError', 'DataNotFoundError',
+           'CheckpointError', 'ConfigError', 'check_choice', 'get_device', 'world_size', 'rank', 'local_rank',
+           'is_main', 'dist_timeout', 'init_distributed', 'seed_everything', 'atomic_write', 'save_json', 'save_text',
            'save_csv', 'save_npy', 'save_npz', 'save_figure', 'save_checkpoint', 'load_checkpoint', 'library_versions',
            'git_commit', 'device_description', 'prepare_run_dir', 'run_params', 'save_embeddings', 'load_embeddings',
-           'file_digest', 'Timings', 'save_timings', 'progress_bar']
+           'file_digest', 'Timings', 'save_timings', 'progress_bar', 'shard', 'n_batches', 'rank_batches', 'all_sum',
+           'gather_rows', 'barrier', 'gather_objects', 'RunLocked', 'RunLock']
 
 # %% ../nbs/00_core.ipynb #749b5437
 class ProbingError(Exception):
@@ -50,7 +52,7 @@ def get_device(device:str|torch.device='auto', # 'auto', 'cuda', 'cuda:N', 'mps'
     if isinstance(device, torch.device): device = str(device)
     device = (device or 'auto').lower()
     if device == 'auto':
-        if torch.cuda.is_available(): return torch.device('cuda')
+        if torch.cuda.is_available(): return torch.device('cuda', local_rank()) if world_size() > 1 else torch.device('cuda')
         return torch.device('mps' if _mps_available() else 'cpu')
     kind = device.split(':')[0]
     check_choice(kind, ['cuda', 'mps', 'cpu'], 'device')
@@ -59,7 +61,47 @@ def get_device(device:str|torch.device='auto', # 'auto', 'cuda', 'cuda:N', 'mps'
                           "or install a CUDA build of torch on a machine with a GPU.")
     if kind == 'mps' and not _mps_available():
         raise ConfigError("device='mps' but Apple's MPS backend is not available: pass device='auto' or 'cpu'.")
+    if device == 'cuda' and world_size() > 1: return torch.device('cuda', local_rank())  # one GPU per rank
     return torch.device(device)
+
+# %% ../nbs/00_core.ipynb #44b46448
+DIST_TIMEOUT_ENV = 'PROBING_SOTA_DIST_TIMEOUT'
+
+def world_size()->int:
+    "How many processes run this stage together: the process group's size, else torchrun's `WORLD_SIZE`, else 1."
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized(): return dist.get_world_size()
+    return int(os.environ.get('WORLD_SIZE', 1))
+
+def rank()->int:
+    "This process's rank (0 when there is only one)."
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized(): return dist.get_rank()
+    return int(os.environ.get('RANK', 0))
+
+def local_rank()->int:
+    "This process's rank on its machine: which of the machine's GPUs is its own."
+    return int(os.environ.get('LOCAL_RANK', 0))
+
+def is_main()->bool:
+    "Is this the process that writes files, logs and progress bars (rank 0)?"
+    return rank() == 0
+
+def dist_timeout()->float:
+    "Seconds a collective waits for the other ranks before the run fails ($PROBING_SOTA_DIST_TIMEOUT, default 1800)."
+    return float(os.environ.get(DIST_TIMEOUT_ENV, 1800))
+
+def init_distributed(device:str|torch.device='auto', # as for `get_device`; 'auto' gives each rank its own GPU
+                    )->torch.device:
+    "This rank's device; when torchrun started several processes, join their group first (NCCL on CUDA, gloo otherwise)."
+    import torch.distributed as dist, datetime as dt
+    dev = get_device(device)
+    if world_size() > 1 and not dist.is_initialized():
+        if dev.type == 'cuda': torch.cuda.set_device(dev)
+        backend = 'nccl' if dev.type == 'cuda' else 'gloo'
+        dist.init_process_group(backend, timeout=dt.timedelta(seconds=dist_timeout()))
+        import atexit; atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
+    return dev
 
 # %% ../nbs/00_core.ipynb #44de1b0c
 def seed_everything(seed:int=0, # the seed for Python, NumPy and PyTorch (CPU and every GPU)
@@ -79,7 +121,10 @@ def seed_everything(seed:int=0, # the seed for Python, NumPy and PyTorch (CPU an
 def atomic_write(path:str|Path, # the file to write
                  mode:str='wb', # 'wb' for bytes, 'w' for text
                 ):
-    "Context manager yielding a file object whose content replaces `path` only if the block succeeds."
+    "Context manager yielding a file object whose content replaces `path` only if the block succeeds; on ranks other than 0, a sink."
+    if not is_main():  # rank 0 alone writes a run's files: the others compute the same results, or their share of them
+        with open(os.devnull, mode) as f: yield f
+        return
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     umask = os.umask(0); os.umask(umask); os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual mode
@@ -216,6 +261,7 @@ def prepare_run_dir(path:str|Path, # the run directory, e.g. runs/quickstart
     "Create the run directory and write `config.json`; refuse to mix two runs' files."
     check_choice(exist, ['error', 'resume', 'overwrite'], 'exist')
     path = Path(path); cfg_path = path/'config.json'
+    if not is_main(): return path  # rank 0 checks, empties and records the folder
     params = json.loads(json.dumps(params, default=_jsonable))
     if cfg_path.exists():
         try: old = json.loads(cfg_path.read_text()).get('params')
@@ -309,6 +355,7 @@ class progress_bar:
     "`tqdm` over `iterable`; unless disabled, mirrored to the file named by $PROBING_SOTA_PROGRESS (if set) for the pipeline."
     def __init__(self, iterable, desc:str='', total:int|None=None, disable:bool=False, every:float=0.25):
         from tqdm.auto import tqdm
+        disable = disable or not is_main()  # one bar per run, not one per rank
         self.iterable, self.desc, self.every = iterable, desc, every
         self.total = total if total is not None else (len(iterable) if hasattr(iterable, '__len__') else None)
         self.bar = tqdm(iterable, desc=desc, total=self.total, leave=False, disable=disable)
@@ -330,3 +377,134 @@ class progress_bar:
                 yield item
                 self.n += 1; self._mirror()
         finally: self._mirror(done=True)
+
+# %% ../nbs/00_core.ipynb #d79bc2a7
+def _comm_device()->torch.device:
+    "Where the process group's tensors must be: the GPU for NCCL, the CPU for gloo."
+    import torch.distributed as dist
+    return torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
+
+def shard(order:torch.Tensor)->torch.Tensor:
+    "This rank's share of `order`: every `world_size()`-th item from its rank on (all of it in one process)."
+    return order[rank()::world_size()]
+
+def n_batches(n:int, # positions in one epoch
+              batch_size:int, # images per batch on each rank
+              drop_last:bool=False,
+              sharded:bool=True, # split over the ranks? (False: this rank takes all of them)
+              accumulate:int=1, # micro-batches per optimizer step
+             )->int:
+    "How many batches each rank gets from an epoch of `n` positions (the same number on every rank; see `rank_batches`)."
+    W = world_size() if sharded else 1; G = batch_size*W*accumulate; full, rest = divmod(n, G)
+    if drop_last or not rest or (W > 1 and rest < W and full): return full*accumulate
+    return full*accumulate + max(1, min(accumulate, rest//W))
+
+def rank_batches(order:torch.Tensor, # one epoch's positions, the same on every rank
+                 batch_size:int, # images per batch on each rank
+                 drop_last:bool=False,
+                 sharded:bool=True, # split over the ranks? (False: this rank takes all of them)
+                 accumulate:int=1, # micro-batches per optimizer step
+                )->list:
+    "This rank's batches of `order`: each step's `batch_size`×ranks×`accumulate` positions, every `world_size()`-th of them its own, in `accumulate` micro-batches."
+    W = world_size() if sharded else 1; G = batch_size*W*accumulate; n = len(order)
+    starts = list(range(0, n - G + 1 if drop_last else n, G))
+    if W > 1 and len(starts) > 1 and not drop_last and n - starts[-1] < W: starts.pop()  # a tail smaller than the ranks joins the step before
+    out = []
+    for i, s in enumerate(starts):
+        g = order[s:starts[i + 1] if i + 1 < len(starts) else (s + G if drop_last else n)]
+        mine = g[rank()::W] if W > 1 else g
+        k = max(1, min(accumulate, len(g)//W))
+        out += list(mine.tensor_split(k)) if k > 1 else [mine]
+    return out
+
+def all_sum(t:torch.Tensor)->torch.Tensor:
+    "`t` summed over the ranks (`t` itself in one process), on `t`'s device."
+    if world_size() == 1: return t
+    import torch.distributed as dist
+    s = t.to(_comm_device()); dist.all_reduce(s); return s.to(t.device)
+
+def gather_rows(local:torch.Tensor, # this rank's rows, for the positions `shard(torch.arange(n))`
+                n:int)->torch.Tensor:
+    "Every rank's rows of a strided shard of `range(n)`, put back in index order (on every rank; `local` in one process)."
+    W = world_size()
+    if W == 1: return local
+    import torch.distributed as dist
+    m = math.ceil(n/W); dev = _comm_device()
+    pad = torch.zeros((m, *local.shape[1:]), dtype=local.dtype, device=dev); pad[:len(local)] = local.to(dev)
+    parts = [torch.empty_like(pad) for _ in range(W)]; dist.all_gather(parts, pad)
+    return torch.stack(parts, 1).flatten(0, 1)[:n].to(local.device)
+
+def barrier():
+    "Wait until every rank gets here (nothing in one process, or before the group is joined)."
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized() and world_size() > 1: dist.barrier()
+
+def gather_objects(obj)->list|None:
+    "Every rank's `obj` (picklable), in rank order, on rank 0; None on the others. `[obj]` in one process."
+    if world_size() == 1: return [obj]
+    import torch.distributed as dist
+    out = [None]*world_size() if is_main() else None; dist.gather_object(obj, out, dst=0); return out
+
+# %% ../nbs/00_core.ipynb #4a913a69
+class RunLocked(ProbingError):
+    "Another process is writing into this run folder."
+
+def _process_alive(pid:int, since:float)->bool:
+    "Is process `pid` running, and is it the one that started at `since` (not a later process given the same pid)?"
+    import psutil
+    try: return psutil.Process(pid).create_time() <= since + 1
+    except (psutil.NoSuchProcess, psutil.ZombieProcess): return False
+    except psutil.AccessDenied: return True
+
+class RunLock:
+    "One writer per run folder: `with RunLock(run_dir):` holds `run_dir/.lock` (host, pid, start); a second is refused, a stale one taken over."
+    NAME = '.lock'
+    def __init__(self, run_dir:str|Path, # the run folder
+                 command:str='probing-sota', # what holds it, for the message a second process gets
+                 log=print):
+        self.path, self.command, self.log = Path(run_dir)/self.NAME, command, log
+        self.mine = {'host': platform.node(), 'pid': os.getpid(), 'started': time.time(), 'command': command}
+
+    def holder(self)->dict|None:
+        "The lock's record, None if there is no lock ({} if it is being written or damaged)."
+        try: return json.loads(self.path.read_text())
+        except FileNotFoundError: return None
+        except (json.JSONDecodeError, UnicodeDecodeError): return {}
+
+    def _stale(self, h:dict)->bool:
+        if not h: return time.time() - self.path.stat().st_mtime > 10  # unreadable for 10 s: its writer died mid-write
+        return h.get('host') == self.mine['host'] and not _process_alive(int(h.get('pid', -1)), float(h.get('started', 0)))
+
+    def _refuse(self, h:dict):
+        when = datetime.datetime.fromtimestamp(h.get('started', 0)).isoformat(timespec='seconds')
+        gone = (f"If that process is gone (its machine crashed), delete {self.path} and run again."
+                if h.get('host') != self.mine['host'] else "")
+        raise RunLocked(f"{self.path.parent} is in use by `{h.get('command', '?')}` (pid {h.get('pid')} on {h.get('host')}, since {when}): "
+                        f"two runs writing into one folder would mix their files. Wait for it to finish, or choose another "
+                        f"--name. {gone}".strip())
+
+    def acquire(self)->'RunLock':
+        "Take the lock, or raise `RunLocked` naming its holder; a lock whose process is gone is taken over (and said so)."
+        import fcntl
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        guard = os.open(self.path.parent, os.O_RDONLY)  # the folder itself: one taker at a time
+        try:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            try:
+                if (h := self.holder()) is not None:
+                    if not self._stale(h): self._refuse(h)
+                    self.log(f"note: took over the lock of {self.path.parent} from pid {h.get('pid')} on {h.get('host')}, "
+                             "which is no longer running (it was interrupted)")
+                    self.path.unlink(missing_ok=True)
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                with os.fdopen(fd, 'w') as f: json.dump(self.mine, f)
+            finally: fcntl.flock(guard, fcntl.LOCK_UN)
+        finally: os.close(guard)
+        return self
+
+    def release(self):
+        "Give the lock back (only if it is still ours)."
+        if self.holder() == self.mine: self.path.unlink(missing_ok=True)
+
+    def __enter__(self): return self.acquire()
+    def __exit__(self, *exc): self.release()

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
-from .core import ConfigError, DataNotFoundError, ProbingError, check_choice, get_device, save_csv, save_json
+from .core import (ConfigError, DataNotFoundError, ProbingError, check_choice, get_device, save_csv, save_json,
+                               n_batches, rank_batches, local_rank, barrier)
 
 # %% auto #0
 __all__ = ['SYNTHETIC_SHAPES', 'SYSTEM_DATA_DIRS', 'DEFAULT_CACHE', 'FASHION_MNIST_CLASSES', 'MNIST_CLASSES', 'IMAGE_EXTS',
@@ -410,13 +411,15 @@ def _slug(name:str)->str: return ''.join(c if c.isalnum() or c in '-_' else '_' 
 def _write_cache(d:Path, root:Path, todo:pd.DataFrame, size:int, progress:bool)->pd.DataFrame:
     "Decode `todo`'s files into the cache folder `d` (atomically: a finished cache has its meta.json); return path, row, reason."
     d.mkdir(parents=True, exist_ok=True); t0 = time.perf_counter()
-    bad = decode_all([str(root/p) for p in todo.path], d/'images.u8.part', size, progress=progress)
-    os.replace(d/'images.u8.part', d/'images.u8')
+    part = d/f'images.u8.part-{os.getpid()}'  # two machines decoding into one shared cache do not share a half-written file
+    bad = decode_all([str(root/p) for p in todo.path], part, size, progress=progress)
+    os.replace(part, d/'images.u8')
     decoded = pd.DataFrame({'path': todo.path.values, 'row': np.arange(len(todo)), 'reason': [bad.get(i, '') for i in range(len(todo))]})
     decoded.to_csv(d/'decoded.csv', index=False)
     secs = time.perf_counter() - t0
-    save_json({'root': os.path.realpath(root), 'size': size, 'n': len(todo), 'seconds': round(secs, 2), 'decoder': DECODER_VERSION,
-               'workers': _workers()}, d/'meta.json')
+    meta = {'root': os.path.realpath(root), 'size': size, 'n': len(todo), 'seconds': round(secs, 2), 'decoder': DECODER_VERSION,
+            'workers': _workers()}
+    (d/f'meta.json.{os.getpid()}').write_text(json.dumps(meta)); os.replace(d/f'meta.json.{os.getpid()}', d/'meta.json')  # every machine's leader writes its cache
     for old in d.parent.glob(d.name.rsplit('-', 1)[0] + '-*'):  # the same folder at the same size, from before a file changed
         if old != d and (old/'meta.json').exists() and json.loads((old/'meta.json').read_text()).get('root') == os.path.realpath(root):
             shutil.rmtree(old, ignore_errors=True)
@@ -467,9 +470,13 @@ def cache_image_folder(root:str|Path, # a folder of class sub-folders (or train/
     root = Path(root).expanduser(); classes, files = list_image_folder(root)
     todo = files[files.reason == '']
     key = cache_key(root, todo, size); d = Path(cache_dir or image_cache_dir())/f'{_slug(root.resolve().name)}-{size}px-{key}'
-    if (d/'meta.json').exists() and (d/'images.u8').exists(): decoded, secs = pd.read_csv(d/'decoded.csv', keep_default_na=False), 0.0
-    else:
+    done = lambda: (d/'meta.json').exists() and (d/'images.u8').exists()
+    decoded, secs = None, 0.0
+    if local_rank() == 0 and not done():  # under torchrun one process per machine decodes; the others wait for it, then read
         t0 = time.perf_counter(); decoded = _write_cache(d, root, todo, size, progress); secs = time.perf_counter() - t0
+    barrier()
+    if decoded is None and not done(): decoded = _write_cache(d, root, todo, size, progress)  # no group to wait with
+    if decoded is None: decoded = pd.read_csv(d/'decoded.csv', keep_default_na=False)
     files['row'] = -1; files['unreadable'] = files.reason.str.startswith(('a broken', 'cannot be read'))
     files.loc[todo.index, 'row'] = decoded.row.values; files.loc[todo.index, 'reason'] = decoded.reason.values
     files.loc[todo.index, 'unreadable'] = decoded.reason.values != ''
@@ -854,9 +861,11 @@ class DeviceLoader:
                  seed:int=0, # seeds the order and the augmentation
                  drop_last:bool=False, # drop a last, smaller batch?
                  max_memory:int|None=None, # bytes of images to keep on the device (default `memory_budget`); cached images only
+                 shard:bool=False, # under torchrun: each rank takes its share of every step (`rank_batches`)
+                 accumulate:int=1, # micro-batches per optimizer step: a step's images are batch_size × ranks × accumulate
                 ):
         if batch_size < 1: raise ConfigError(f"batch_size={batch_size}: it must be at least 1.")
-        self.data, self.batch_size, self.shuffle, self.drop_last = data, batch_size, shuffle, drop_last
+        self.data, self.batch_size, self.shuffle, self.drop_last, self.shard, self.accumulate = data, batch_size, shuffle, drop_last, shard, accumulate
         self.device = get_device(device)
         cached = isinstance(data.images, CachedImages)
         budget = (memory_budget(self.device) if max_memory is None else max_memory) if cached else None
@@ -876,7 +885,7 @@ class DeviceLoader:
 
     def __len__(self):
         n = len(self.data) if self.repeats is None else int(self.repeats.sum())
-        return n//self.batch_size if self.drop_last else math.ceil(n/self.batch_size)
+        return n_batches(n, self.batch_size, self.drop_last, self.shard, self.accumulate)
 
     def gather(self, idx:torch.Tensor)->torch.Tensor:
         "The uint8 images at positions `idx`: from the device where they are held, else read from disk."
@@ -891,7 +900,7 @@ class DeviceLoader:
 
     def __iter__(self):
         order = epoch_order(len(self.data), self.shuffle, self.generator, self.device, self.repeats)
-        batches = [order[i*self.batch_size:(i + 1)*self.batch_size] for i in range(len(self))]
+        batches = rank_batches(order, self.batch_size, self.drop_last, self.shard, self.accumulate)
         if self.streaming:  # read the next batch from disk while this one is used
             from concurrent.futures import ThreadPoolExecutor
             with ThreadPoolExecutor(1) as ex:

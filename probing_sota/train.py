@@ -5,7 +5,7 @@
 # %% ../nbs/03_train.ipynb #4e4f81e2
 from __future__ import annotations
 import math, time, json, warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 import numpy as np
@@ -13,7 +13,8 @@ import pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 from .core import (ProbingError, ConfigError, CheckpointError, check_choice, get_device, seed_everything,
                                prepare_run_dir, save_csv, save_npz, save_checkpoint, load_checkpoint, save_figure,
-                               Timings, save_timings, progress_bar, save_embeddings)
+                               Timings, save_timings, progress_bar, save_embeddings, init_distributed, world_size,
+                               is_main, all_sum, barrier, gather_rows, n_batches, rank_batches)
 from .data import (load_dataset, stratified_subset, train_val_split, DeviceLoader, BatchTransform, Augment,
                                mix_batch, ImageData, memory_budget, record_skipped, epoch_order)
 from .models import (create_model, freeze, train_mode, phase_strategy, param_summary, ModelInfo, STRATEGIES)
@@ -23,8 +24,8 @@ __all__ = ['OPTIMIZERS', 'SCHEDULES', 'AUGMENTS', 'MINE_SETS', 'MINE_RULES', 'PR
            'make_schedule', 'TrainingDiverged', 'check_finite', 'soft_cross_entropy', 'run_epoch', 'TensorBatches',
            'cache_inputs', 'extract_features', 'frozen_prefix', 'skipping', 'check_prefix_cache', 'resolve_augment',
            'load_splits', 'classes_without_images', 'plot_curves', 'check_mining', 'mined_examples', 'mining_weights',
-           'mine_weights', 'train_stage', 'training_embeddings', 'epoch_size', 'augment_is_none', 'preset',
-           'compare_strategies', 'plot_strategy_comparison']
+           'mine_weights', 'train_stage', 'micro_batching', 'training_forward', 'training_embeddings', 'epoch_size',
+           'augment_is_none', 'preset', 'compare_strategies', 'plot_strategy_comparison']
 
 # %% ../nbs/03_train.ipynb #fbb6bbd2
 OPTIMIZERS = ['adamw', 'adam', 'sgd']
@@ -103,48 +104,55 @@ def run_epoch(model:nn.Module, loader, opt=None, sched=None, n:int|None=None, nu
               aug:Augment|None=None, label_smoothing:float=0.0, grad_clip:float|None=None, bf16:bool=False,
               step0:int=0, progress:bool=False, desc:str='train',
               weights:torch.Tensor|None=None, # per-example loss weights by position (hard-example mining's 'reweight')
+              accumulate:int=1, # micro-batches per optimizer step (gradient accumulation)
              )->dict:
-    "Train (if `opt`) or evaluate over `loader`; returns loss, acc, images/s and per-example p(true), correctness and EL2N."
+    "Train (if `opt`) or evaluate over `loader`; loss, acc, images/s and per example p(true), correctness, EL2N and draws, over all ranks."
     training = opt is not None
     dev = next(model.parameters()).device
-    p_true = torch.full((n or 0,), float('nan'), device=dev); correct = torch.zeros(n or 0, dtype=torch.bool, device=dev)
-    el2n = torch.full((n or 0,), float('nan'), device=dev)
-    tot_loss = tot_correct = seen = 0; t0 = time.perf_counter(); step = step0
-    bar = progress_bar(loader, desc=desc, disable=not progress)
-    for x, y, idx in bar:
-        with torch.set_grad_enabled(training), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+    sums = torch.zeros(4, n or 0, device=dev)  # per example: p(true), correct, EL2N, draws (summed over draws and ranks)
+    tot = torch.zeros(3, dtype=torch.float32 if dev.type == 'mps' else torch.float64, device=dev); t0 = time.perf_counter(); step = step0  # loss, correct, seen
+    bar = progress_bar(loader, desc=desc, disable=not progress); k_all = len(loader)
+    for k, (x, y, idx) in enumerate(bar):
+        group = min(accumulate, k_all - k//accumulate*accumulate)  # micro-batches in this step (the last may have fewer)
+        stepping = training and ((k + 1) % accumulate == 0 or k + 1 == k_all)
+        sync = model.no_sync() if training and not stepping and hasattr(model, 'no_sync') else nullcontext()  # DDP: reduce once per step
+        with sync, torch.set_grad_enabled(training), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
             target = y
             if training and aug is not None and (aug.mixup or aug.cutmix): x, target = mix_batch(x, y, num_classes, aug)
             logits = model(x)
             loss = soft_cross_entropy(logits.float(), target, label_smoothing if training else 0.0,
                                       weights[idx] if training and weights is not None else None)
-        if training:
-            check_finite(loss, step, opt.param_groups[0]['lr'])
-            opt.zero_grad(set_to_none=True); loss.backward()
+            if training:
+                check_finite(loss, step, opt.param_groups[0]['lr'])
+                (loss/group if group > 1 else loss).backward()
+        if stepping:
             if grad_clip: torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g['params']], grad_clip)
-            opt.step(); sched.step() if sched is not None else None; step += 1
+            opt.step(); sched.step() if sched is not None else None; step += 1; opt.zero_grad(set_to_none=True)
         with torch.no_grad():
             probs = logits.float().softmax(-1); ok = probs.argmax(-1) == y
             if n:
-                p_true[idx] = probs.gather(1, y[:, None])[:, 0]; correct[idx] = ok
-                el2n[idx] = (probs - F.one_hot(y, probs.shape[1])).norm(dim=1)
-        tot_loss += loss.item()*len(y); tot_correct += ok.sum().item(); seen += len(y)
-        if progress: bar.set_postfix(loss=f'{tot_loss/seen:.3f}', img_s=f'{seen/(time.perf_counter() - t0):.0f}')
-    secs = time.perf_counter() - t0
-    return {'loss': tot_loss/max(seen, 1), 'acc': tot_correct/max(seen, 1), 'seconds': secs, 'images_per_s': seen/max(secs, 1e-9),
-            'p_true': p_true, 'correct': correct, 'el2n': el2n, 'steps': step}
+                per = torch.stack([probs.gather(1, y[:, None])[:, 0], ok.float(), (probs - F.one_hot(y, probs.shape[1])).norm(dim=1),
+                                   torch.ones_like(ok, dtype=torch.float)])
+                sums.index_add_(1, idx, per)
+            tot += torch.stack([loss.detach().float()*len(y), ok.sum().float(), torch.tensor(float(len(y)), device=dev)]).to(tot.dtype)
+        if progress: bar.set_postfix(loss=f'{tot[0].item()/max(tot[2].item(), 1):.3f}', img_s=f'{tot[2].item()/(time.perf_counter() - t0):.0f}')
+    tot, sums = all_sum(tot).tolist(), all_sum(sums)  # every rank's share of the epoch
+    secs = time.perf_counter() - t0; draws = sums[3]; seen = max(tot[2], 1)
+    mean = lambda s: torch.where(draws > 0, s/draws.clamp_min(1), float('nan'))
+    return {'loss': tot[0]/seen, 'acc': tot[1]/seen, 'seconds': secs, 'images_per_s': tot[2]/max(secs, 1e-9),
+            'p_true': mean(sums[0]), 'correct': sums[1]*2 > draws, 'el2n': mean(sums[2]), 'draws': draws.to(torch.uint8), 'steps': step}
 
 # %% ../nbs/03_train.ipynb #f886af95
 class TensorBatches:
     "Batches `(x[idx], y[idx], idx)` of tensors already on the device (cached features), as float32 in `memory_format`."
-    def __init__(self, x, y, batch_size=256, shuffle=False, seed=0, memory_format=torch.contiguous_format):
+    def __init__(self, x, y, batch_size=256, shuffle=False, seed=0, memory_format=torch.contiguous_format, shard:bool=False, accumulate:int=1):
         self.x, self.y, self.batch_size, self.shuffle, self.memory_format = x, y, batch_size, shuffle, memory_format
+        self.shard, self.accumulate = shard, accumulate  # as `DeviceLoader`'s
         self.generator = torch.Generator(x.device).manual_seed(seed); self.repeats = None  # as `DeviceLoader.repeats`
-    def __len__(self): return math.ceil((len(self.y) if self.repeats is None else int(self.repeats.sum()))/self.batch_size)
+    def __len__(self): return n_batches(len(self.y) if self.repeats is None else int(self.repeats.sum()), self.batch_size, False, self.shard, self.accumulate)
     def __iter__(self):
         order = epoch_order(len(self.y), self.shuffle, self.generator, self.x.device, self.repeats)
-        for i in range(len(self)):
-            idx = order[i*self.batch_size:(i + 1)*self.batch_size]
+        for idx in rank_batches(order, self.batch_size, False, self.shard, self.accumulate):
             x = self.x[idx].float()
             yield (x.contiguous(memory_format=self.memory_format) if x.ndim == 4 else x), self.y[idx], idx
 
@@ -329,7 +337,10 @@ def train_stage(run_dir, # the run directory (runs/<name>)
                 strategy:str='last_block', # head, last_block, full or two_phase
                 epochs:int=1, lr:float=1e-3, optimizer:str='adamw', schedule:str='onecycle', warmup:float=0.1,
                 weight_decay:float=0.01, grad_clip:float|None=1.0, label_smoothing:float=0.0,
-                batch_size:int=128, input_size:int=64, n_train:int|None=None, val_fraction:float=0.1,
+                batch_size:int=128, # images per optimizer step, over all ranks together (the global batch)
+                micro_batch:int|None=None, # images per forward pass on each rank (None: batch_size / ranks); smaller ones accumulate
+                sync_bn:bool=False, # several GPUs: batch-norm statistics over every rank's images (SyncBatchNorm)
+                input_size:int=64, n_train:int|None=None, val_fraction:float=0.1,
                 low_res_size:int|None=None, low_res_epochs:int=0, # progressive resizing: the first epochs at a lower size
                 augment='default', # 'none', 'default', 'strong' or a dict of `Augment` fields
                 switch_epoch:int=1, # two_phase: the first epoch that also trains the last block
@@ -350,7 +361,10 @@ def train_stage(run_dir, # the run directory (runs/<name>)
                        grad_clip, patience, switch_epoch, augment, low_res_size, low_res_epochs)
     check_mining(mine_from, mine_set, mine_rule, mine_weight, dataset)
     params = {k: v for k, v in locals().items() if k not in ('run_dir', 'progress', 'callbacks', 'exist')}
-    dev = get_device(device)
+    dev = init_distributed(device)  # under torchrun: join the other ranks; each gets its own GPU
+    micro, accumulate = micro_batching(batch_size, micro_batch, world_size())
+    if sync_bn and world_size() > 1 and dev.type != 'cuda':
+        raise ConfigError("sync_bn=True needs CUDA GPUs (PyTorch's SyncBatchNorm has no CPU kernel): drop it for a CPU run.")
     bf16 = dev.type == 'cuda' if bf16 is None else bf16
     channels_last = dev.type in ('cuda', 'cpu') if channels_last is None else channels_last  # ~10% faster on CPU too
     run_dir = Path(run_dir); last_path, best_path = run_dir/'model'/'last.pt', run_dir/'model'/'best.pt'
@@ -371,55 +385,62 @@ def train_stage(run_dir, # the run directory (runs/<name>)
         print(f"warning: {len(untrained)} class(es) have no training images: {', '.join(untrained)}; the model cannot learn them")
     with clock('build model'):
         model, info = create_model(model_name, num_classes=train.num_classes, weights=weights, input_size=input_size, classes=train.classes)
+    if sync_bn and world_size() > 1:
+        from timm.layers import convert_sync_batchnorm; model = convert_sync_batchnorm(model)  # timm's BN+act layers too
     model = model.to(dev, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     cacheable = feature_cache and augment_is_none(aug) and not low_res_epochs
     use_features = strategy == 'head' and cacheable
     train_tf, eval_tf = info.transform(train=not augment_is_none(aug), aug=aug, channels_last=channels_last), info.transform(channels_last=channels_last)
     mem = _memory_shares(dev, train, val)  # image folders larger than this are streamed from their cache
-    train_dl = None if use_features else DeviceLoader(train, train_tf, batch_size, shuffle=True, device=dev, seed=seed, max_memory=mem[0])
-    val_dl = DeviceLoader(val, eval_tf, max(batch_size, 256), device=dev, max_memory=mem[1])
+    train_dl = None if use_features else DeviceLoader(train, train_tf, micro, shuffle=True, device=dev, seed=seed, max_memory=mem[0],
+                                                      shard=True, accumulate=accumulate)
+    val_dl = DeviceLoader(val, eval_tf, max(micro, 256), device=dev, max_memory=mem[1], shard=True)
     feature_seconds = 0.0
     if use_features:
         with clock('features'):
-            fx, fy = extract_features(model, info, DeviceLoader(train, eval_tf, 256, device=dev, max_memory=mem[0]), bf16, progress)
-            vx, vy = extract_features(model, info, val_dl, bf16, progress)
+            fx, fy = _gathered(extract_features(model, info, DeviceLoader(train, eval_tf, 256, device=dev, max_memory=mem[0], shard=True),
+                                                bf16, progress), len(train))
+            vx, vy = _gathered(extract_features(model, info, val_dl, bf16, progress), len(val))
         feature_seconds = clock.seconds['features']  # counted in the first epoch's time
-        train_dl = TensorBatches(fx, fy, batch_size, shuffle=True, seed=seed); val_dl = TensorBatches(vx, vy, 256)
+        train_dl = TensorBatches(fx, fy, micro, shuffle=True, seed=seed, shard=True, accumulate=accumulate); val_dl = TensorBatches(vx, vy, 256, shard=True)
     prefix = []
     if strategy == 'last_block' and cacheable:
         with clock('frozen layers, once'):
-            prefix, batches = _prefix_cache(model, info, train, val, eval_tf, batch_size, dev, mem, seed, bf16, progress, channels_last)
+            prefix, batches = _prefix_cache(model, info, train, val, eval_tf, micro, dev, mem, seed, bf16, progress, channels_last, accumulate)
         if prefix: train_dl, val_dl = batches; feature_seconds = clock.seconds['frozen layers, once']  # in epoch 1's time
     mining = mine_weights(train_dl, train, mine_from, mine_set, mine_rule, mine_weight, dev) if mine_from else None
     net = model.get_submodule(info.head) if use_features else model
-    fwd = torch.compile(net) if compile else net
+    fwd, wrapped = None, None
     final = 'last_block' if strategy == 'two_phase' else strategy
     freeze(model, info, final)
     opt = make_optimizer([p for p in model.parameters() if p.requires_grad], optimizer, lr, weight_decay)
-    sched = make_schedule(opt, schedule, epochs*len(train_dl), warmup)
+    sched = make_schedule(opt, schedule, epochs*math.ceil(len(train_dl)/accumulate), warmup)
     n_trainable = {s: int(param_summary(freeze(model, info, s)).iloc[-1].trainable) for s in {phase_strategy(strategy, e, switch_epoch) for e in range(epochs)}}
-    log, p_hist, c_hist, e_hist, best_acc, start, step, stale = [], [], [], [], -1.0, 0, 0, 0
+    log, p_hist, c_hist, e_hist, d_hist, best_acc, start, step, stale = [], [], [], [], [], -1.0, 0, 0, 0
     if exist == 'resume' and last_path.exists():
         ck = load_checkpoint(last_path, num_classes=train.num_classes); st = ck['train_state']
         model.load_state_dict(ck['state_dict']); opt.load_state_dict(st['optimizer']); sched.load_state_dict(st['scheduler'])
         _set_rng_state(st['rng'], train_dl)
         log, best_acc, start, step, stale = st['log'], st['best_acc'], st['epoch'] + 1, st['step'], st['stale']
         p_hist, c_hist, e_hist = list(st['p_true']), list(st['correct']), list(st['el2n'])
+        d_hist = list(st.get('draws') or [(~p.isnan()).to(torch.uint8) for p in p_hist])  # a checkpoint from before draws were kept
         print(f"resuming {run_dir} after epoch {st['epoch']} (best val acc so far {best_acc:.4f})")
     meta = lambda: {**asdict(info), 'summary': summary}
     summary = {}
     for epoch in range(start, epochs):
         s = phase_strategy(strategy, epoch, switch_epoch); freeze(model, info, s); train_mode(model)
+        if fwd is None or (world_size() > 1 and s != wrapped): fwd, wrapped = training_forward(net, dev, compile), s  # DDP: its trainable set
         lr_now = opt.param_groups[0]['lr']; train_tf.input_size = epoch_size(epoch, input_size, low_res_size, low_res_epochs)
         with clock('training epochs'), skipping(model, prefix):
             tr = run_epoch(fwd, train_dl, opt, sched, len(train), train.num_classes, aug, label_smoothing, grad_clip, bf16, step,
-                           progress, f'epoch {epoch + 1}/{epochs} [{s}, {train_tf.input_size} px]', mining and mining['weights'])
+                           progress, f'epoch {epoch + 1}/{epochs} [{s}, {train_tf.input_size} px]', mining and mining['weights'], accumulate)
         step = tr['steps']; model.eval()
-        with clock('validation'), skipping(model, prefix): va = run_epoch(fwd, val_dl, bf16=bf16)
+        with clock('validation'), skipping(model, prefix): va = run_epoch(fwd if world_size() == 1 else net, val_dl, bf16=bf16)
         row = {'epoch': epoch + 1, 'strategy': s, 'input_size': train_tf.input_size, 'train_loss': tr['loss'], 'train_acc': tr['acc'], 'val_loss': va['loss'],
                'val_acc': va['acc'], 'lr': lr_now, 'seconds': round(tr['seconds'] + va['seconds'] + (feature_seconds if epoch == 0 else 0), 2),
                'images_per_s': round(tr['images_per_s'], 1), 'trainable_params': n_trainable[s]}
         log.append(row); p_hist.append(tr['p_true'].half().cpu()); c_hist.append(tr['correct'].cpu()); e_hist.append(tr['el2n'].half().cpu())
+        d_hist.append(tr['draws'].cpu())
         improved = va['acc'] > best_acc
         if improved: best_acc, stale = va['acc'], 0
         else: stale += 1
@@ -434,29 +455,55 @@ def train_stage(run_dir, # the run directory (runs/<name>)
             if improved: save_checkpoint(model.state_dict(), best_path, **meta(), epoch=epoch + 1)
             save_csv(pd.DataFrame(log), run_dir/'train_log.csv')
             save_npz(run_dir/'dynamics.npz', p_true=torch.stack(p_hist).numpy(), correct=torch.stack(c_hist).numpy(),
-                     el2n=torch.stack(e_hist).numpy(), index=train.index, label=train.labels, val_index=val.index,
+                     el2n=torch.stack(e_hist).numpy(), draws=torch.stack(d_hist).numpy(), index=train.index, label=train.labels, val_index=val.index,
                      epochs=np.arange(1, len(p_hist) + 1))
             state = {'optimizer': opt.state_dict(), 'scheduler': sched.state_dict(), 'rng': _rng_state(train_dl), 'epoch': epoch,
                      'step': step, 'best_acc': best_acc, 'stale': stale, 'log': log, 'p_true': p_hist, 'correct': c_hist,
-                     'el2n': e_hist, 'finished': finished}
+                     'el2n': e_hist, 'draws': d_hist, 'finished': finished}
             save_checkpoint(model.state_dict(), last_path, train_state=state, **meta(), epoch=epoch + 1)
         for cb in callbacks or []: cb(epoch + 1, row)
         if stop: print(f"early stop after epoch {epoch + 1}: no better validation accuracy for {patience} epochs"); break
+    barrier()  # rank 0 has written every checkpoint and log
     if train_embeddings and summary:
         with clock('training embeddings'):
             model.load_state_dict(load_checkpoint(best_path)['state_dict'])
             if use_features: emb = fx.half().cpu()  # the head's inputs already: the layers before it did not train
-            else: emb = training_embeddings(model, info, _unshuffled(train_dl) if prefix else
-                                            DeviceLoader(train, eval_tf, 256, device=dev, max_memory=mem[0]), prefix, bf16)
+            else: emb = gather_rows(training_embeddings(model, info, _unshuffled(train_dl) if prefix else
+                                    DeviceLoader(train, eval_tf, 256, device=dev, max_memory=mem[0], shard=True), prefix, bf16), len(train))
             save_embeddings(run_dir, 'train', emb, info.head, pd.DataFrame({'index': train.index, 'label': train.labels}))
     with clock('curves figure'):
         save_figure(plot_curves(pd.DataFrame(log), f'{model_name} · {dataset} · {strategy}'), run_dir/'figures'/'training_curves.png')
     save_timings(run_dir, 'train', clock)
+    barrier()  # every file is written before any rank goes on to the notebook's next cell
     return summary
 
+def micro_batching(batch_size:int, # images per optimizer step, over all ranks
+                   micro_batch:int|None, # images per forward pass on one rank (None: batch_size / world)
+                   world:int=1, # ranks
+                  )->tuple[int, int]:
+    "(micro-batch, accumulation steps) that keep the global batch `batch_size` on `world` ranks; a `ConfigError` naming the fix if none does."
+    micro = micro_batch or batch_size//world
+    if micro < 1 or batch_size % (micro*world):
+        fit = [m for m in range(1, batch_size + 1) if batch_size % (m*world) == 0]
+        raise ConfigError(f"batch_size={batch_size} cannot be split into micro-batches of {micro_batch or 'batch_size/ranks'} on {world} rank(s): "
+                          f"the global batch must be micro_batch × ranks × accumulation steps. Pass micro_batch= one of "
+                          f"{', '.join(map(str, fit[-4:])) or 'none'}, or a batch_size that is a multiple of {world}.")
+    return micro, batch_size//(micro*world)
+
+def training_forward(net:nn.Module, dev:torch.device, compile:bool=False)->nn.Module:
+    "What the training loop calls: `net`, wrapped in DistributedDataParallel under torchrun (over its trainable parameters), compiled if asked."
+    if world_size() > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        net = DDP(net, device_ids=[dev.index] if dev.type == 'cuda' else None)
+    return torch.compile(net) if compile else net
+
+def _gathered(xy:tuple, n:int)->tuple:
+    "Features and labels computed over a sharded loader, in the split's order on every rank."
+    return tuple(gather_rows(t, n) for t in xy)
+
 def _unshuffled(batches:TensorBatches)->TensorBatches:
-    "The same cached tensors in their stored order (the split's order)."
-    return TensorBatches(batches.x, batches.y, 256, memory_format=batches.memory_format)
+    "The same cached tensors in their stored order (the split's order), each rank its share."
+    return TensorBatches(batches.x, batches.y, 256, memory_format=batches.memory_format, shard=True)
 
 @torch.no_grad()
 def training_embeddings(model:nn.Module, info:ModelInfo, loader, prefix:list|None=None, bf16:bool=False)->torch.Tensor:
@@ -466,7 +513,7 @@ def training_embeddings(model:nn.Module, info:ModelInfo, loader, prefix:list|Non
         emb, _ = cache_inputs(model, info.head, loader, desc='training embeddings')
     return (emb.float().flatten(2).mean(2) if emb.ndim == 4 else emb.flatten(1)).half().cpu()
 
-def _prefix_cache(model, info, train, val, eval_tf, batch_size, dev, mem, seed, bf16, progress, channels_last)->tuple[list, tuple|None]:
+def _prefix_cache(model, info, train, val, eval_tf, batch_size, dev, mem, seed, bf16, progress, channels_last, accumulate=1)->tuple[list, tuple|None]:
     "The frozen prefix of a `last_block` model and loaders of its cached outputs; ([], None) with the reason printed if it cannot be."
     probe = eval_tf.to(dev)(torch.from_numpy(np.ascontiguousarray(train.images[:8])).permute(0, 3, 1, 2).to(dev))
     first, prefix = frozen_prefix(model, list(info.last_block) + [info.head], probe)
@@ -480,9 +527,11 @@ def _prefix_cache(model, info, train, val, eval_tf, batch_size, dev, mem, seed, 
               f"({sum(mem)/2**30:.1f} GiB; $PROBING_SOTA_MAX_MEMORY): they run every epoch instead"); return [], None
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-        fx, fy = cache_inputs(model, first, DeviceLoader(train, eval_tf, 256, device=dev, max_memory=mem[0]), progress=progress)
-        vx, vy = cache_inputs(model, first, DeviceLoader(val, eval_tf, 256, device=dev, max_memory=mem[1]))
-    return prefix, (TensorBatches(fx, fy, batch_size, shuffle=True, seed=seed, memory_format=fmt), TensorBatches(vx, vy, 256, memory_format=fmt))
+        fx, fy = _gathered(cache_inputs(model, first, DeviceLoader(train, eval_tf, 256, device=dev, max_memory=mem[0], shard=True),
+                                        progress=progress), len(train))  # each rank its share, then all of it on every rank
+        vx, vy = _gathered(cache_inputs(model, first, DeviceLoader(val, eval_tf, 256, device=dev, max_memory=mem[1], shard=True)), len(val))
+    return prefix, (TensorBatches(fx, fy, batch_size, shuffle=True, seed=seed, memory_format=fmt, shard=True, accumulate=accumulate),
+                    TensorBatches(vx, vy, 256, memory_format=fmt, shard=True))
 
 def epoch_size(epoch:int, input_size:int, low_res_size:int|None=None, low_res_epochs:int=0)->int:
     "The training images' size in `epoch` (0-based): `low_res_size` for the first `low_res_epochs`, then `input_size`."
