@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 from .core import (ProbingError, ConfigError, check_choice, get_device, save_csv, save_json, save_figure, atomic_write,
-                               run_params, Timings, save_timings)
+                               run_params, Timings, save_timings, init_distributed, rank_batches, gather_objects, is_main, barrier,
+                               from_main, shared_by_ranks)
 from .data import load_dataset, DeviceLoader, ImageData, to_display, denormalize
 from .models import ModelInfo, model_from_checkpoint, run_model, run_data, describe_layer, feature_map_sizes, check_cam_resolution, get_spec
 
@@ -319,10 +320,10 @@ def triptych(img, cam_pred, cam_true, size:int=160)->np.ndarray:
                            overlay(img, cam_true, size=size)], 1)
 
 def cams_for_rows(model, info, data, rows:pd.DataFrame, method='gradcam', layer=None, batch_size=32, device='cpu', faithfulness=True):
-    "CAMs (predicted and true class) and their metrics for the test examples in `rows`; yields per batch."
+    "CAMs (predicted and true class) and their metrics for the test examples in `rows` (under torchrun, this rank's share); yields per batch."
     tf = info.transform().to(device)
-    for s in range(0, len(rows), batch_size):
-        r = rows.iloc[s:s + batch_size]
+    for pos in rank_batches(torch.arange(len(rows)), batch_size):  # one process: consecutive slices; several: as many batches on each
+        r = rows.iloc[pos.numpy()]
         imgs = torch.from_numpy(data.images[data.positions(r['index'])]).permute(0, 3, 1, 2).to(device)
         x = tf(imgs)
         out = compute_cams(model, x, [r.pred.values, r.label.values], layer, info, method)
@@ -335,16 +336,17 @@ def cams_for_rows(model, info, data, rows:pd.DataFrame, method='gradcam', layer=
                                       'insertion_auc': i.cpu().numpy(), 'border_share': st['border_share'].cpu().numpy(),
                                       'centre_share': st['centre_share'].cpu().numpy(), 'entropy': st['entropy'].cpu().numpy(),
                                       'zero_map': out['zero'][0 if kind == 'pred' else 1].cpu().numpy(),
-                                      'map_h': out['map_size'][0], 'map_w': out['map_size'][1]}))
+                                      'map_h': out['map_size'][0], 'map_w': out['map_size'][1], 'position': pos.numpy()}))
         yield x, out, pd.concat(mets)
 
 # %% ../nbs/06_gradcam.ipynb #3de60a5d
+@shared_by_ranks
 def cam_stage(run_dir, # a run directory with a model (trained, or probed) and hard/ (from 03/04-05)
               method:str='gradcam', layer:str|None=None, # the CAM method and target layer (default: the model's)
               max_images:int|None=None, # per set (None: every misclassified and low-confidence example; confident reference: 64)
               batch_size:int=32, device='auto', seed:int=0)->dict:
-    "Explain the run's hard examples: CAM overlays, faithfulness, the sanity check and the statistics."
-    run_dir = Path(run_dir); dev = get_device(device); clock = Timings()
+    "Explain the run's hard examples: CAM overlays, faithfulness, the sanity check and the statistics (under torchrun, shared by the ranks)."
+    run_dir = Path(run_dir); dev = init_distributed(device); clock = Timings()
     for need, stage in [('predictions.csv', '04_evaluate'), ('hard/misclassified.csv', '05_hard_examples')]:
         if not (run_dir/need).exists(): raise ProbingError(f"No {run_dir/need}: run the {stage} stage on {run_dir} first.")
     with clock('load model'): model, info = run_model(run_dir, device=dev); model.eval()  # trained here or brought by the user
@@ -361,21 +363,30 @@ def cam_stage(run_dir, # a run directory with a model (trained, or probed) and h
     sets = {'misclassified': cap(pd.read_csv(run_dir/'hard/misclassified.csv').sort_values('loss', ascending=False), max_images),
             'lowconf': cap(pd.read_csv(run_dir/'hard/low_confidence.csv'), max_images),
             'confident': table[table.correct & (table.confidence >= 0.9)].sample(frac=1, random_state=seed).head(max_images or 64)}
-    metrics, grid = [], []
+    metrics, grid = [], {}
     for set_name, rows in sets.items():
         folder = run_dir/'gradcam_outputs'/set_name
         batches = iter(cams_for_rows(model, info, data, rows, method, name, batch_size, dev))
         while True:
             with clock('CAMs and faithfulness'): x, out, m = next(batches, (None, None, None))
             if x is None: break
-            metrics.append(m.assign(set=set_name))
-            if set_name == 'confident': continue
-            with clock('overlay images'):
-                disp = [to_display(t, info.mean, info.std) for t in x]
-                for j, idx in enumerate(m['index'].values[:len(x)]):
-                    _save_png(triptych(disp[j], out['cams'][0][j], out['cams'][1][j]), folder/f'{idx}.png')
-            if set_name == 'misclassified' and len(grid) < 12: grid += [(disp[j], out['cams'][0][j].cpu(), out['cams'][1][j].cpu()) for j in range(min(12 - len(grid), len(x)))]
+            shown = set_name != 'confident'
+            every = gather_objects((m, [to_display(t, info.mean, info.std) for t in x] if shown else [],
+                                    [c.cpu() for c in out['cams']] if shown else []))  # each rank's batch, on rank 0
+            for m, disp, (cams_pred, cams_true) in (every or []) if shown else []:
+                with clock('overlay images'):
+                    for j, idx in enumerate(m['index'].values[:len(disp)]):
+                        _save_png(triptych(disp[j], cams_pred[j], cams_true[j]), folder/f'{idx}.png')
+                if set_name == 'misclassified':
+                    grid.update({p: (disp[j], cams_pred[j], cams_true[j]) for j, p in enumerate(m['position'].values[:len(disp)]) if p < 12})
+            metrics += [mm.assign(set=set_name) for mm, *_ in every or []]
+    if not is_main(): return from_main(None)  # rank 0 writes the metrics, runs the sanity check and draws the figure
+    grid = [grid[p] for p in sorted(grid)]
     cm = pd.concat(metrics, ignore_index=True) if metrics else pd.DataFrame()
+    if len(cm):  # one order whatever the number of ranks: by set, then row, the predicted class's map first
+        order = {s: i for i, s in enumerate(sets)}
+        cm = cm.assign(_s=cm.set.map(order), _k=cm.target_kind.ne('pred')).sort_values(['_s', 'position', '_k'], kind='stable')
+        cm = cm.drop(columns=['_s', '_k', 'position']).reset_index(drop=True)
     if len(cm): save_csv(cm[['index', 'set'] + [c for c in cm.columns if c not in ('index', 'set')]], run_dir/'cam_metrics.csv')
     summary = {'method': method, 'layer': name, 'map_size': list(size), 'input_size': info.input_size, 'coarse_warning': coarse,
                'counts': {k: int(len(v)) for k, v in sets.items()}}
@@ -400,4 +411,4 @@ def cam_stage(run_dir, # a run directory with a model (trained, or probed) and h
                              data.classes, mis.confidence.tolist(), size, method=method)
             save_figure(fig, run_dir/'figures'/'cam_grid.png')
     save_json(summary, run_dir/'cam_summary.json'); save_timings(run_dir, 'gradcam', clock)
-    return summary
+    return from_main(summary)  # the other ranks wait here for rank 0's files, and return its summary

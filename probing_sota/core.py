@@ -13,12 +13,13 @@ import torch
 
 # %% auto #0
 __all__ = ['DIST_TIMEOUT_ENV', 'CKPT_FORMAT', 'EMBEDDING_STAGES', 'TIMINGS', 'PROGRESS_ENV', 'ProbingError', 'DataNotFoundError',
-           'CheckpointError', 'ConfigError', 'check_choice', 'get_device', 'world_size', 'rank', 'local_rank',
-           'is_main', 'dist_timeout', 'init_distributed', 'seed_everything', 'atomic_write', 'save_json', 'save_text',
-           'save_csv', 'save_npy', 'save_npz', 'save_figure', 'save_checkpoint', 'load_checkpoint', 'library_versions',
-           'git_commit', 'device_description', 'prepare_run_dir', 'run_params', 'save_embeddings', 'load_embeddings',
-           'file_digest', 'Timings', 'save_timings', 'progress_bar', 'shard', 'n_batches', 'rank_batches', 'all_sum',
-           'gather_rows', 'barrier', 'gather_objects', 'RunLocked', 'RunLock']
+           'CheckpointError', 'ConfigError', 'check_choice', 'get_device', 'launched_world', 'world_size', 'rank',
+           'local_rank', 'is_main', 'dist_timeout', 'init_distributed', 'shared_by_ranks', 'seed_everything',
+           'atomic_write', 'save_json', 'save_text', 'save_csv', 'save_npy', 'save_npz', 'save_figure',
+           'save_checkpoint', 'load_checkpoint', 'library_versions', 'git_commit', 'device_description',
+           'prepare_run_dir', 'run_params', 'save_embeddings', 'load_embeddings', 'file_digest', 'Timings',
+           'save_timings', 'progress_bar', 'shard', 'n_batches', 'rank_batches', 'all_sum', 'gather_rows', 'barrier',
+           'gather_objects', 'from_main', 'RunLocked', 'RunLock']
 
 # %% ../nbs/00_core.ipynb #749b5437
 class ProbingError(Exception):
@@ -52,7 +53,7 @@ def get_device(device:str|torch.device='auto', # 'auto', 'cuda', 'cuda:N', 'mps'
     if isinstance(device, torch.device): device = str(device)
     device = (device or 'auto').lower()
     if device == 'auto':
-        if torch.cuda.is_available(): return torch.device('cuda', local_rank()) if world_size() > 1 else torch.device('cuda')
+        if torch.cuda.is_available(): return torch.device('cuda', local_rank()) if launched_world() > 1 else torch.device('cuda')
         return torch.device('mps' if _mps_available() else 'cpu')
     kind = device.split(':')[0]
     check_choice(kind, ['cuda', 'mps', 'cpu'], 'device')
@@ -61,17 +62,20 @@ def get_device(device:str|torch.device='auto', # 'auto', 'cuda', 'cuda:N', 'mps'
                           "or install a CUDA build of torch on a machine with a GPU.")
     if kind == 'mps' and not _mps_available():
         raise ConfigError("device='mps' but Apple's MPS backend is not available: pass device='auto' or 'cpu'.")
-    if device == 'cuda' and world_size() > 1: return torch.device('cuda', local_rank())  # one GPU per rank
+    if device == 'cuda' and launched_world() > 1: return torch.device('cuda', local_rank())  # one GPU per rank
     return torch.device(device)
 
 # %% ../nbs/00_core.ipynb #44b46448
 DIST_TIMEOUT_ENV = 'PROBING_SOTA_DIST_TIMEOUT'
 
-def world_size()->int:
-    "How many processes run this stage together: the process group's size, else torchrun's `WORLD_SIZE`, else 1."
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized(): return dist.get_world_size()
+def launched_world()->int:
+    "How many processes torchrun started (its `WORLD_SIZE`; 1 without torchrun)."
     return int(os.environ.get('WORLD_SIZE', 1))
+
+def world_size()->int:
+    "How many processes share the work now: the size of the group a stage joined (`shared_by_ranks`), else 1."
+    import torch.distributed as dist
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 def rank()->int:
     "This process's rank (0 when there is only one)."
@@ -96,12 +100,25 @@ def init_distributed(device:str|torch.device='auto', # as for `get_device`; 'aut
     "This rank's device; when torchrun started several processes, join their group first (NCCL on CUDA, gloo otherwise)."
     import torch.distributed as dist, datetime as dt
     dev = get_device(device)
-    if world_size() > 1 and not dist.is_initialized():
+    if launched_world() > 1 and not dist.is_initialized():
         if dev.type == 'cuda': torch.cuda.set_device(dev)
         backend = 'nccl' if dev.type == 'cuda' else 'gloo'
         dist.init_process_group(backend, timeout=dt.timedelta(seconds=dist_timeout()))
-        import atexit; atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
     return dev
+
+def shared_by_ranks(stage):
+    "Decorator: under torchrun the stage's ranks join at its start (on the `device` it is given), share its work, and leave at its end."
+    import functools, inspect
+    @functools.wraps(stage)
+    def run(*args, **kw):
+        import torch.distributed as dist
+        if launched_world() == 1 or dist.is_initialized(): return stage(*args, **kw)
+        init_distributed(inspect.signature(stage).bind_partial(*args, **kw).arguments.get('device', 'auto'))
+        try:
+            out = stage(*args, **kw); dist.barrier()  # rank 0 has written every file before any rank goes on
+            return out
+        finally: dist.destroy_process_group()  # the notebook's next cells run as in one process
+    return run
 
 # %% ../nbs/00_core.ipynb #44de1b0c
 def seed_everything(seed:int=0, # the seed for Python, NumPy and PyTorch (CPU and every GPU)
@@ -379,6 +396,11 @@ class progress_bar:
         finally: self._mirror(done=True)
 
 # %% ../nbs/00_core.ipynb #d79bc2a7
+def _joined():
+    "`torch.distributed` (its group joined: `world_size()` > 1 only inside a `shared_by_ranks` stage)."
+    import torch.distributed as dist
+    return dist
+
 def _comm_device()->torch.device:
     "Where the process group's tensors must be: the GPU for NCCL, the CPU for gloo."
     import torch.distributed as dist
@@ -420,30 +442,31 @@ def rank_batches(order:torch.Tensor, # one epoch's positions, the same on every 
 def all_sum(t:torch.Tensor)->torch.Tensor:
     "`t` summed over the ranks (`t` itself in one process), on `t`'s device."
     if world_size() == 1: return t
-    import torch.distributed as dist
-    s = t.to(_comm_device()); dist.all_reduce(s); return s.to(t.device)
+    dist = _joined(); s = t.to(_comm_device()); dist.all_reduce(s); return s.to(t.device)
 
 def gather_rows(local:torch.Tensor, # this rank's rows, for the positions `shard(torch.arange(n))`
                 n:int)->torch.Tensor:
     "Every rank's rows of a strided shard of `range(n)`, put back in index order (on every rank; `local` in one process)."
     W = world_size()
     if W == 1: return local
-    import torch.distributed as dist
-    m = math.ceil(n/W); dev = _comm_device()
+    dist = _joined(); m = math.ceil(n/W); dev = _comm_device()
     pad = torch.zeros((m, *local.shape[1:]), dtype=local.dtype, device=dev); pad[:len(local)] = local.to(dev)
     parts = [torch.empty_like(pad) for _ in range(W)]; dist.all_gather(parts, pad)
     return torch.stack(parts, 1).flatten(0, 1)[:n].to(local.device)
 
 def barrier():
-    "Wait until every rank gets here (nothing in one process, or before the group is joined)."
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized() and world_size() > 1: dist.barrier()
+    "Wait until every rank gets here (nothing in one process)."
+    if world_size() > 1: _joined().barrier()
 
 def gather_objects(obj)->list|None:
     "Every rank's `obj` (picklable), in rank order, on rank 0; None on the others. `[obj]` in one process."
     if world_size() == 1: return [obj]
-    import torch.distributed as dist
-    out = [None]*world_size() if is_main() else None; dist.gather_object(obj, out, dst=0); return out
+    dist = _joined(); out = [None]*world_size() if is_main() else None; dist.gather_object(obj, out, dst=0); return out
+
+def from_main(obj):
+    "Rank 0's `obj` (picklable) on every rank; `obj` itself in one process."
+    if world_size() == 1: return obj
+    dist = _joined(); box = [obj if is_main() else None]; dist.broadcast_object_list(box, src=0); return box[0]
 
 # %% ../nbs/00_core.ipynb #4a913a69
 class RunLocked(ProbingError):

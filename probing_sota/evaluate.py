@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 from .core import (Timings, save_timings, ProbingError, ConfigError, get_device, save_csv, save_json, save_npy, save_text, save_figure, run_params, save_embeddings,
-                               prepare_run_dir, load_checkpoint)
+                               prepare_run_dir, load_checkpoint, init_distributed, gather_rows, barrier, shared_by_ranks)
 from .data import load_dataset, dataset_classes, record_skipped, stratified_subset, DeviceLoader, BatchTransform, ImageData
 from .models import last_linear, model_from_checkpoint, ModelInfo, run_model, run_data, load_model_file, checkpoint_model
 
@@ -45,17 +45,18 @@ def predict(model:nn.Module, # any classifier: images in, logits out
             embed:str|None=None, # also keep the input of this module (the head: `embedding_layer`) as 'embeddings'
            )->dict:
     "Run `model` over `data`: logits, probabilities (TTA-averaged if asked), with TTA the plain predictions, and embeddings."
-    dev = get_device(device); bf16 = dev.type == 'cuda' if bf16 is None else bf16
+    dev = get_device(device); bf16 = dev.type == 'cuda' if bf16 is None else bf16  # under torchrun: each rank its share, then gathered
     model = model.to(dev, memory_format=torch.channels_last).eval()  # 2-3x faster on CPU for depthwise convs, and what tensor cores want
     logits, flip_logits = [], []
     with capturing_inputs(model, embed) as embeddings:
-        for x, _, _ in DeviceLoader(data, transform, batch_size, device=dev):
+        for x, _, _ in DeviceLoader(data, transform, batch_size, device=dev, shard=True):
             x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
                 logits.append(model(x).float())
                 if tta:
                     with capturing_inputs(model, None): flip_logits.append(model(x.flip(-1)).float())
-    logits = torch.cat(logits)
+    n, cat = len(data), lambda ts, like: torch.cat(ts) if ts else like  # a rank may have no share of a tiny split
+    logits = gather_rows(cat(logits, torch.zeros(0, data.num_classes, device=dev)), n)
     if logits.ndim != 2 or logits.shape[1] != data.num_classes:
         raise ConfigError(f"The model outputs {tuple(logits.shape[1:])} scores per image but {data.name!r} has {data.num_classes} classes: "
                           "evaluate it on the dataset it was trained for, or give it a head for these classes (create_model(..., num_classes=)).")
@@ -65,9 +66,9 @@ def predict(model:nn.Module, # any classifier: images in, logits out
         raise ProbingError(f"The model produced NaN/inf logits for {int(bad.sum())} of {len(logits)} images (dataset indices {first}…): "
                            "its weights are damaged or training diverged; use model/best.pt or retrain.")
     probs = logits.softmax(-1); out = {'logits': logits.cpu(), 'probs': probs.cpu()}
-    if embed: out['embeddings'] = torch.cat(embeddings)
+    if embed: out['embeddings'] = gather_rows(torch.cat(embeddings), n)
     if tta:
-        probs_tta = (probs + torch.cat(flip_logits).softmax(-1))/2
+        probs_tta = (probs + gather_rows(torch.cat(flip_logits), n).softmax(-1))/2
         out.update(probs=probs_tta.cpu(), plain_pred=probs.argmax(-1).cpu())
     return out
 
@@ -331,6 +332,7 @@ def stage_model(run_dir, # a run directory with a model (trained by stage 03), o
     record_skipped(run_dir, data)
     return model, info, data
 
+@shared_by_ranks
 def evaluate_stage(run_dir, # a run directory with a model (trained by stage 03), or any folder when `weights` is given
                    checkpoint:str='best', dataset:str|None=None, data_root=None, n_test:int|None=None, # as for `stage_model`
                    tta:bool=False, batch_size:int=256, device='auto', seed:int=0,
@@ -338,10 +340,11 @@ def evaluate_stage(run_dir, # a run directory with a model (trained by stage 03)
                    weights:str|None=None, **probe_kw, # a model file to probe instead, and how to read it (see `adopt_model`)
                   )->dict:
     "Evaluate the run's model (or the model file `weights`) on the test split and write the evaluation files into `run_dir`."
-    clock = Timings()
+    clock = Timings(); device = init_distributed(device)  # under torchrun: join the other ranks, which share the predictions
     with clock('load model and data'):  # probe_kw: on_bad_image too
         model, info, data = stage_model(run_dir, checkpoint, dataset, data_root, n_test, seed, weights, **probe_kw)
     _, metrics = evaluate_model(model, data, run_dir, info, tta=tta, batch_size=batch_size, device=device, clock=clock,
                                 embed_layer=embed_layer)
     save_timings(run_dir, 'evaluate', clock)
+    barrier()  # rank 0 has written every file
     return metrics

@@ -8,17 +8,21 @@ import argparse, os, sys, time, re, json, inspect, logging, contextlib, tempfile
 from pathlib import Path
 import pandas as pd
 from .core import (ProbingError, ConfigError, get_device, device_description, library_versions, save_json, save_csv,
-                               save_text, save_figure, TIMINGS, PROGRESS_ENV, check_choice)
+                               save_text, save_figure, TIMINGS, PROGRESS_ENV, check_choice, RunLock, world_size, rank, is_main,
+                               launched_world,
+                               from_main)
 from .data import DATASETS, search_roots, find_mnist_files, _CIFAR, offline
 from .models import MODELS, weights_package_file, torch_cache_file
 
 # %% auto #0
 __all__ = ['STAGES', 'PIPELINE_SET', 'PROBE_KEYS', 'BASELINES_QUICK', 'BASELINES_FULL', 'PRESETS', 'STATE', 'SKIP_TAG',
-           'REMEDIES', 'REMEDY_STAGES', 'PROBE_STAGES', 'dataset_location', 'weights_location', 'environment_report',
-           'find_nbs', 'stage_notebooks', 'parse_parameters_cell', 'stage_parameters', 'parameter_table', 'coerce',
+           'ALL_RANKS', 'KERNEL_PORT', 'DIST_STAGES', 'TORCHRUN_VARS', 'RANK_FAILED', 'PEER_ERRORS', 'REMEDIES',
+           'REMEDY_STAGES', 'PROBE_STAGES', 'dataset_location', 'weights_location', 'environment_report', 'find_nbs',
+           'stage_notebooks', 'parse_parameters_cell', 'stage_parameters', 'parameter_table', 'coerce',
            'check_image_folder', 'check_model_file', 'resolve_params', 'parse_overrides', 'load_config_file',
-           'preset_params', 'StageFailed', 'prepare_pipeline_dir', 'stage_input', 'data_digest', 'kernel_manager_class',
-           'run_pipeline', 'stage_breakdown', 'largest_parts', 'TerminalProgress', 'expand_grid', 'point_label',
+           'preset_params', 'StageFailed', 'prepare_pipeline_dir', 'stage_cells', 'stage_input', 'data_digest',
+           'kernel_manager_class', 'run_pipeline', 'kernel_env', 'pipeline_ranks', 'follow_main', 'root_cause',
+           'launch_ranks', 'stage_breakdown', 'largest_parts', 'TerminalProgress', 'expand_grid', 'point_label',
            'parse_grid', 'run_summary', 'headline', 'plot_sweep', 'sweep', 'remedy_overrides', 'remedies',
            'probe_sources', 'probe_stages', 'stage_list', 'main', 'Probe', 'probe']
 
@@ -322,13 +326,14 @@ def prepare_pipeline_dir(run_dir:Path, params:dict, force:bool=False)->dict:
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir(): raise ConfigError(f"{run_dir} is a file, not a run directory: choose another --name or --runs.")
     state = _state(run_dir) if run_dir.exists() else None
-    contents = [p.name for p in run_dir.iterdir()] if run_dir.exists() else []
+    contents = [p.name for p in run_dir.iterdir() if p.name != RunLock.NAME] if run_dir.exists() else []  # the lock is ours
     if force and contents:
         if state is None and not (run_dir/'config.json').exists():
             raise ConfigError(f"{run_dir} is not a run directory (it holds {', '.join(sorted(contents)[:5])}): --force only "
                               "replaces runs; choose another --name or --runs.")
         import shutil
-        for p in run_dir.iterdir(): shutil.rmtree(p) if p.is_dir() else p.unlink()
+        for p in run_dir.iterdir():
+            if p.name != RunLock.NAME: shutil.rmtree(p) if p.is_dir() else p.unlink()
         state, contents = None, []
     if state is None and contents:
         what = 'a run made outside the pipeline (it has config.json but no pipeline.json)' if 'config.json' in contents else \
@@ -371,14 +376,23 @@ class _KnownParameters(logging.Filter):
 
 logging.getLogger('papermill').addFilter(_KnownParameters())
 
-SKIP_TAG = 'skip-in-run'
+SKIP_TAG, ALL_RANKS = 'skip-in-run', 'all-ranks'
+
+def _definition(c)->bool: return c.cell_type == 'code' and c.source.lstrip().startswith('#| export')
+
+def stage_cells(cells:list, only:str|None=None)->list:
+    "The cells a stage runs: all but those tagged `skip-in-run`; with `only`, the set-up, definitions, parameters and cells tagged `only`."
+    keep = [c for c in cells if SKIP_TAG not in c.metadata.get('tags', [])]
+    if only is None: return keep
+    first = next((i for i, c in enumerate(keep) if 'parameters' in c.metadata.get('tags', [])), 0)
+    return [c for i, c in enumerate(keep) if c.cell_type == 'code' and (i <= first or _definition(c) or only in c.metadata.get('tags', []))]
 
 @contextlib.contextmanager
-def stage_input(notebook:str|Path):
-    "The notebook papermill runs: the stage notebook without its cells tagged `skip-in-run` (tests on generated data)."
+def stage_input(notebook:str|Path, only:str|None=None):
+    "The notebook papermill runs: the stage notebook without its cells tagged `skip-in-run` (tests on generated data); see `stage_cells`."
     import nbformat
     nb = nbformat.read(notebook, as_version=4)
-    keep = [c for c in nb.cells if SKIP_TAG not in c.metadata.get('tags', [])]
+    keep = stage_cells(nb.cells, only)
     if len(keep) == len(nb.cells): yield str(notebook); return
     nb.cells = keep
     with tempfile.TemporaryDirectory() as d:
@@ -400,6 +414,8 @@ def kernel_manager_class():
     class IPCKernelManager(AsyncKernelManager):
         @default('transport')
         def _default_transport(self): return 'ipc'
+        def _ip_default(self):  # the sockets' files: in the temporary folder, named for this process (torchrun's ranks start kernels at once)
+            return os.path.join(tempfile.gettempdir(), f'probing-sota-kernel-{os.getpid()}-ipc')
     return IPCKernelManager
 
 def _fmt_secs(s:float)->str: return f"{int(s // 60)}m{s % 60:04.1f}s" if s >= 60 else f"{s:.1f}s"
@@ -413,8 +429,12 @@ def run_pipeline(run_dir:str|Path, # the run directory, runs/<name>
                  log=print, # where progress goes
                 )->pd.DataFrame:
     "Run the stage notebooks with papermill in order, skipping those done with the same parameters; one row per stage."
-    import papermill as pm
-    run_dir = Path(run_dir).absolute(); nbs = Path(nbs or find_nbs())
+    run_dir = Path(run_dir).absolute()
+    with RunLock(run_dir, f"probing-sota into {run_dir}", log): return _run_stages(run_dir, params, nbs, stages, force, kernel, log)
+
+def _run_stages(run_dir:Path, params:dict, nbs, stages, force:bool, kernel:str, log)->pd.DataFrame:
+    "`run_pipeline`'s work, once it holds the run folder."
+    nbs = Path(nbs or find_nbs())
     table = stage_notebooks(nbs).dropna()
     if stages is not None:
         unknown = sorted(set(stages) - set(table.name))
@@ -446,11 +466,12 @@ def run_pipeline(run_dir:str|Path, # the run directory, runs/<name>
         save_json(state, run_dir/STATE)
         log(f"{tag} running → {out}"); t0 = time.time()
         extra = {'exist': 'resume'} if row.name == 'train' else {}
+        parameters = {**params.get(row.name, {}), **extra, 'run_dir': str(run_dir)}
+        shared = row.name in DIST_STAGES and world_size() > 1  # the other ranks run it with us; rank 0 alone runs the rest
         try:
-            with stage_input(row.notebook) as src, TerminalProgress(run_dir/'.progress.json'):
-                pm.execute_notebook(src, str(out), parameters={**params.get(row.name, {}), **extra, 'run_dir': str(run_dir)},
-                                    kernel_name=kernel, progress_bar=False, cwd=str(Path(row.notebook).parent),
-                                    kernel_manager_class=kernel_manager_class())
+            if shared: from_main((row.name, str(row.notebook), parameters))
+            with stage_input(row.notebook) as src, TerminalProgress(run_dir/'.progress.json'), kernel_env(shared, KERNEL_PORT):
+                _execute(src, out, parameters, kernel, str(Path(row.notebook).parent))
         except (Exception, KeyboardInterrupt) as e:
             msg, fail = _failure(e, row, out) if isinstance(e, Exception) else (f"Stage {row.stage} ({row.name}) interrupted.", {})
             rec.update(status='failed' if isinstance(e, Exception) else 'interrupted', seconds=round(time.time() - t0, 1), **fail)
@@ -465,6 +486,102 @@ def run_pipeline(run_dir:str|Path, # the run directory, runs/<name>
         rows.append({'stage': row.stage, 'name': row.name, 'status': 'ran', 'seconds': rec['seconds'],
                      'where the time went': largest_parts(rec['breakdown']), 'notebook': str(out)})
     return pd.DataFrame(rows)
+
+# %% ../nbs/12_pipeline.ipynb #b9bd8324
+KERNEL_PORT = None  # under torchrun: where the stage kernels meet (set by `pipeline_ranks`)
+DIST_STAGES = ['train', 'evaluate', 'gradcam']  # the stages whose work the ranks share; rank 0 alone runs the others
+TORCHRUN_VARS = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'LOCAL_WORLD_SIZE', 'GROUP_RANK', 'GROUP_WORLD_SIZE', 'ROLE_RANK',
+                 'ROLE_WORLD_SIZE', 'ROLE_NAME', 'MASTER_ADDR', 'MASTER_PORT', 'TORCHELASTIC_RUN_ID', 'TORCHELASTIC_USE_AGENT_STORE',
+                 'TORCHELASTIC_RESTART_COUNT', 'TORCHELASTIC_MAX_RESTARTS', 'TORCH_NCCL_ASYNC_ERROR_HANDLING')
+
+@contextlib.contextmanager
+def kernel_env(distributed:bool, # does the stage's kernel join the other ranks?
+               port:int|None=None): # the port the kernels' rendezvous uses (not torchrun's own: the pipeline processes hold that)
+    "`os.environ` as a stage's kernel must inherit it: torchrun's variables with the kernels' own port, or none of them."
+    saved = dict(os.environ)
+    try:
+        if distributed: os.environ.update(MASTER_PORT=str(port), TORCHELASTIC_USE_AGENT_STORE='False')
+        else:
+            for k in TORCHRUN_VARS: os.environ.pop(k, None)
+        yield
+    finally: os.environ.clear(); os.environ.update(saved)
+
+def _free_port()->int:
+    import socket
+    with socket.socket() as s: s.bind(('', 0)); return s.getsockname()[1]
+
+@contextlib.contextmanager
+def pipeline_ranks():
+    "Under torchrun: join the pipeline processes (gloo, patient: rank 0 may run a long stage alone) and agree on the kernels' port."
+    if launched_world() == 1: yield None; return
+    import torch.distributed as dist, datetime as dt, signal
+    dist.init_process_group('gloo', timeout=dt.timedelta(days=7))
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # torchrun stopping this rank: shut the stage's kernel down
+    global KERNEL_PORT
+    try: KERNEL_PORT = from_main(_free_port()); yield KERNEL_PORT
+    finally: KERNEL_PORT = None; dist.destroy_process_group()
+
+def _execute(src, out:Path, parameters:dict, kernel:str, cwd:str):
+    "papermill, with our kernel manager, no bar and the stage's folder as working directory."
+    import papermill as pm
+    pm.execute_notebook(src, str(out), parameters=parameters, kernel_name=kernel, progress_bar=False, cwd=cwd,
+                        kernel_manager_class=kernel_manager_class())
+
+def follow_main(port:int, kernel:str='python3'):
+    "Ranks other than 0: run each distributed stage rank 0 announces, with their own kernel, until it says the work is over."
+    while (order := from_main(None)) is not None:
+        name, notebook, parameters = order
+        out = Path(tempfile.mkdtemp(prefix=f'probing-sota-rank{rank()}-'))/Path(notebook).name  # the record is rank 0's
+        try:
+            with stage_input(notebook, ALL_RANKS) as src, kernel_env(True, port): _execute(src, out, parameters, kernel, str(Path(notebook).parent))
+        except Exception as e:
+            err = f"{e.ename}: {e.evalue}" if hasattr(e, 'ename') else f"{type(e).__name__}: {str(e).strip()}"
+            raise StageFailed(f"stage {name} failed here: {err[:1000]} (its notebook: {out})") from None
+        import shutil; shutil.rmtree(out.parent, ignore_errors=True)
+
+def _without(argv:list, flags:set)->list:
+    "`argv` without the options in `flags` and their values (`--flag v` or `--flag=v`)."
+    out, skip = [], False
+    for a in argv:
+        if skip: skip = False; continue
+        if a in flags: skip = True; continue
+        if a.split('=')[0] in flags: continue
+        out.append(a)
+    return out
+
+RANK_FAILED = re.compile(r'^probing-sota: rank (\d+) on (\S+): (.*)$')
+PEER_ERRORS = ('Connection closed by peer', 'Connection reset by peer', 'timed out', 'Timeout', 'NCCL', 'gloo', 'ProcessGroup',
+               'interrupted', 'DistBackendError')
+
+def root_cause(lines:list[str])->tuple[int, str, str]|None:
+    "(rank, host, error) of the rank that failed first for a reason of its own, from the ranks' 'probing-sota: rank R on H: …' lines."
+    failed = [(int(m[1]), m[2], m[3]) for l in lines if (m := RANK_FAILED.match(l.strip()))]
+    own = [f for f in failed if not any(p in f[2] for p in PEER_ERRORS)]  # the others failed because a peer went away
+    return (own or failed or [None])[0]
+
+def launch_ranks(argv:list[str], # the command's arguments, without the torchrun options
+                 nproc_per_node:int=1, nnodes:int=1, node_rank:int=0, master_addr:str|None=None, master_port:int=29500,
+                 log=print)->int:
+    "Run `probing-sota <argv>` on `nproc_per_node` processes (× `nnodes` machines) with torchrun; a failure names its rank and error."
+    import subprocess
+    tr = [sys.executable, '-m', 'torch.distributed.run', f'--nproc-per-node={nproc_per_node}']
+    if nnodes > 1:
+        if not master_addr: raise ConfigError("--nnodes > 1 needs --master-addr: the address of the machine with --node-rank 0.")
+        tr += [f'--nnodes={nnodes}', f'--node-rank={node_rank}', f'--master-addr={master_addr}', f'--master-port={master_port}']
+    else: tr += ['--standalone']
+    env = dict(os.environ); env.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1)//nproc_per_node)))
+    log(f"torchrun: {nproc_per_node} process(es) per machine × {nnodes} machine(s)")
+    proc = subprocess.Popen(tr + ['-m', 'probing_sota.pipeline', *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line.rstrip('\n'))
+        if not RANK_FAILED.match(line.strip()): print(line, end='', flush=True)
+    if (rc := proc.wait()) == 0: return 0
+    cause = root_cause(seen)
+    what = (f"rank {cause[0]} (on {cause[1]}) failed: {cause[2]}" if cause else
+            f"torchrun ended with exit code {rc} (its output is above)")
+    raise StageFailed(f"The distributed run stopped: {what}\nThe other ranks were stopped with it. Fix the cause and run the same "
+                      "command again: finished stages are kept, and training resumes after its last finished epoch.")
 
 # %% ../nbs/12_pipeline.ipynb #ef7d1374
 def _cell_seconds(cell)->float: return float(cell.get('metadata', {}).get('papermill', {}).get('duration') or 0)
@@ -728,6 +845,11 @@ def _add_run_args(r, default_name, probe:bool=False):
     r.add_argument('--runs', default='runs'); r.add_argument('--nbs', help='the stage notebooks (default: nbs/ of this repository)')
     r.add_argument('--stages', help='only these stages, by name or number: train,evaluate or 3,4')
     r.add_argument('--force', action='store_true', help='start again: clears the run folder')
+    g = r.add_argument_group('several GPUs or machines (torchrun)')
+    g.add_argument('--nproc-per-node', type=int, default=1, help='processes (GPUs) per machine: training, evaluation and Grad-CAM are shared')
+    g.add_argument('--nnodes', type=int, default=1, help='machines; run the same command on each, with its --node-rank')
+    g.add_argument('--node-rank', type=int, default=0); g.add_argument('--master-addr', help="the address of the machine with --node-rank 0")
+    g.add_argument('--master-port', type=int, default=29500)
 
 def main(argv:list[str]|None=None):
     "Entry point of the `probing-sota` command."
@@ -756,6 +878,31 @@ def main(argv:list[str]|None=None):
     pr.add_argument('--layer', help='the Grad-CAM layer (default: found by a probe forward pass)')
     _add_run_args(pr, None, probe=True); pr.add_argument('--dry-run', action='store_true', help='check and print the parameters; run nothing')
     a = p.parse_args(argv)
+    many = getattr(a, 'nproc_per_node', 1) > 1 or getattr(a, 'nnodes', 1) > 1
+    if many and 'WORLD_SIZE' not in os.environ:  # hand the command to torchrun, one process per GPU
+        flags = {'--nproc-per-node', '--nnodes', '--node-rank', '--master-addr', '--master-port'}
+        try: return launch_ranks(_without(sys.argv[1:] if argv is None else argv, flags), a.nproc_per_node, a.nnodes, a.node_rank,
+                                 a.master_addr, a.master_port)
+        except ProbingError as e: print(f"probing-sota: {e}", file=sys.stderr); return 2
+    if launched_world() > 1: return _as_rank(a)
+    return _command(a)
+
+def _as_rank(a)->int:
+    "One of torchrun's processes: rank 0 runs the command, the others the shared stages it announces; a failure names this rank."
+    import platform
+    try:
+        with pipeline_ranks() as port:
+            if not is_main(): follow_main(port); return 0
+            try: return _command(a, quiet_errors=True)
+            finally:
+                try: from_main(None)  # the work is over: the other ranks may go
+                except Exception: pass  # they are gone already
+    except (ProbingError, KeyboardInterrupt) as e:
+        what = 'interrupted' if isinstance(e, KeyboardInterrupt) else str(e).splitlines()[0]
+        print(f"probing-sota: rank {rank()} on {platform.node()}: {what}", flush=True); return 2 if isinstance(e, ProbingError) else 130
+
+def _command(a, quiet_errors:bool=False)->int:
+    "What the parsed command asks for."
     try:
         nbs = Path(a.nbs) if getattr(a, 'nbs', None) else None
         if a.cmd == 'info': _print_env(environment_report())
@@ -792,8 +939,11 @@ def main(argv:list[str]|None=None):
             if (line := headline(run_dir)): print(f"  {line}")
             _outputs(run_dir)
     except ProbingError as e:
+        if quiet_errors: raise  # a rank's error is said once, by `_as_rank`
         print(f"probing-sota: {e}", file=sys.stderr); return 2
     return 0
+
+if __name__ == '__main__': sys.exit(main())  # torchrun starts `python -m probing_sota.pipeline`
 
 # %% ../nbs/12_pipeline.ipynb #868a8808
 class Probe:

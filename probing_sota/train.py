@@ -14,7 +14,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from .core import (ProbingError, ConfigError, CheckpointError, check_choice, get_device, seed_everything,
                                prepare_run_dir, save_csv, save_npz, save_checkpoint, load_checkpoint, save_figure,
                                Timings, save_timings, progress_bar, save_embeddings, init_distributed, world_size,
-                               is_main, all_sum, barrier, gather_rows, n_batches, rank_batches)
+                               is_main, all_sum, barrier, gather_rows, n_batches, rank_batches, shared_by_ranks)
 from .data import (load_dataset, stratified_subset, train_val_split, DeviceLoader, BatchTransform, Augment,
                                mix_batch, ImageData, memory_budget, record_skipped, epoch_order)
 from .models import (create_model, freeze, train_mode, phase_strategy, param_summary, ModelInfo, STRATEGIES)
@@ -331,6 +331,7 @@ def mine_weights(train_dl, train:ImageData, mine_from, mine_set:str, mine_rule:s
                                              'mined': n, 'mined_in_source': len(mined), 'draws_per_epoch': int(round(w.sum())) if weights is None else len(w)}}
 
 # %% ../nbs/03_train.ipynb #48e32c2f
+@shared_by_ranks
 def train_stage(run_dir, # the run directory (runs/<name>)
                 dataset:str='synthetic', data_root=None, # the data, as in `load_dataset`
                 model_name:str='efficientnet_lite0', weights='imagenet', # the model, as in `create_model`
