@@ -115,14 +115,14 @@ def test_one_writer_per_run_folder(tmp_path):
 def test_ddp_on_real_fashion_mnist(tmp_path):
     "Two ranks fine-tune EfficientNet-Lite0 (last_block, its batch norm in training) on a real Fashion-MNIST slice."
     script = tmp_path/'train.py'
-    script.write_text("import sys, json\nfrom probing_sota.train import train_stage\n"
+    script.write_text("import sys, os, json\nfrom pathlib import Path\nfrom probing_sota.train import train_stage\n"
                       "s = train_stage(sys.argv[1], dataset='fashion_mnist', n_train=600, epochs=2, batch_size=64, input_size=32,"
                       " strategy='last_block', augment='default', device='cpu', exist='overwrite', progress=False)\n"
-                      "print('SUMMARY', json.dumps(s))\n")
+                      "(Path(sys.argv[1]).parent/f\"summary{os.environ['RANK']}.json\").write_text(json.dumps(s))\n")
     r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', '2', str(script), str(tmp_path/'r')],
                        capture_output=True, text=True, timeout=600, env={**os.environ, 'OMP_NUM_THREADS': '1'})
     assert r.returncode == 0, r.stderr[-3000:]
-    summaries = [json.loads(l.split('SUMMARY ', 1)[1]) for l in r.stdout.splitlines() if l.startswith('SUMMARY')]
+    summaries = [json.loads((tmp_path/f'summary{k}.json').read_text()) for k in (0, 1)]
     assert len(summaries) == 2 and summaries[0] == summaries[1]  # every rank ends with the same gathered results
     s = summaries[0]
     assert s['n_train'] == 540 and s['best_val_acc'] > 0.5  # ten classes: chance is 0.1
