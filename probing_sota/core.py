@@ -290,6 +290,7 @@ def prepare_run_dir(path:str|Path, # the run directory, e.g. runs/quickstart
         if exist == 'overwrite':
             import shutil
             for child in path.iterdir():
+                if child.name == '.lock': continue  # the pipeline's hold on the folder (`RunLock`), not the run's content
                 if child.is_dir(): shutil.rmtree(child)
                 else: child.unlink()
     path.mkdir(parents=True, exist_ok=True)

@@ -943,8 +943,6 @@ def _command(a, quiet_errors:bool=False)->int:
         print(f"probing-sota: {e}", file=sys.stderr); return 2
     return 0
 
-if __name__ == '__main__': sys.exit(main())  # torchrun starts `python -m probing_sota.pipeline`
-
 # %% ../nbs/12_pipeline.ipynb #868a8808
 class Probe:
     "A finished probe: its run directory, headline numbers, and the gallery and report to display in a notebook."
@@ -1037,3 +1035,7 @@ def probe(model, # any classifier in memory: uint8-derived normalised images in,
     step('report', report_stage, run_dir)
     save_json({'params': {'probe': 'in memory'}, 'stages': {k: {'status': 'done', 'seconds': v} for k, v in timings.items()}}, run_dir/STATE)
     return Probe(run_dir)
+
+# %% ../nbs/12_pipeline.ipynb #78ac2bff
+#| eval: false
+if __name__ == '__main__': sys.exit(main())  # torchrun starts `python -m probing_sota.pipeline`
