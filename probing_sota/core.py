@@ -296,7 +296,7 @@ def prepare_run_dir(path:str|Path, # the run directory, e.g. runs/quickstart
     path.mkdir(parents=True, exist_ok=True)
     device = device or get_device(params.get('device', 'auto'))
     save_json({'params': params, 'versions': library_versions(), 'git_commit': git_commit(),
-               'device': device_description(device),
+               'device': device_description(device), 'ranks': world_size(),
                'written': datetime.datetime.now().isoformat(timespec='seconds')}, cfg_path)
     return path
 

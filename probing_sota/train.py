@@ -449,7 +449,7 @@ def train_stage(run_dir, # the run directory (runs/<name>)
         summary = {'epochs_run': epoch + 1, 'best_val_acc': best_acc, 'final_val_acc': va['acc'], 'final_train_acc': tr['acc'],
                    'train_seconds': round(sum(r['seconds'] for r in log), 1), 'stopped_early': stop and epoch + 1 < epochs,
                    'n_train': len(train), 'n_val': len(val), 'feature_cache': use_features or bool(prefix),
-                   'classes_without_training_images': untrained}
+                   'classes_without_training_images': untrained, 'ranks': world_size(), 'micro_batch': micro, 'accumulate': accumulate}
         if mining: summary['mining'] = mining['summary']
         finished = stop or epoch + 1 == epochs
         with clock('checkpoints and logs'):

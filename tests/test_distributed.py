@@ -132,3 +132,28 @@ def test_ddp_on_real_fashion_mnist(tmp_path):
     from probing_sota.models import model_from_checkpoint
     model, info = model_from_checkpoint(tmp_path/'r/model/best.pt')  # the unwrapped model, loaded by one process
     assert not any(k.startswith('module.') for k in model.state_dict())
+
+def test_ddp_on_an_image_folder_decodes_once_per_machine(tmp_path):
+    "Two ranks on a folder of PNGs with an unreadable file: one decodes into the shared cache while the other waits, both read it."
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(['Cat (tabby)', 'dog', 'zebra ü']):  # odd class names
+        (tmp_path/'pics'/name).mkdir(parents=True)
+        for i in range(14):
+            img = np.clip(rng.normal(60 + 70*k, 30, (24, 24, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(tmp_path/'pics'/name/f'{i}.png')
+    (tmp_path/'pics'/'dog'/'broken.png').write_bytes(b'not a png')
+    script = tmp_path/'train.py'
+    script.write_text("import sys\nfrom probing_sota.train import train_stage\n"
+                      "train_stage(sys.argv[1], dataset='imagefolder', data_root=sys.argv[2], epochs=1, batch_size=8, input_size=32,"
+                      " strategy='head', augment='none', weights=None, device='cpu', exist='overwrite', progress=False)\n")
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PROBING_SOTA_CACHE': str(tmp_path/'cache')}
+    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', '2', str(script),
+                        str(tmp_path/'r'), str(tmp_path/'pics')], capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    caches = list((tmp_path/'cache').iterdir())
+    assert len(caches) == 1 and not list(caches[0].glob('*.part*'))  # one cache, whole
+    skipped = pd.read_csv(tmp_path/'r/skipped_files.csv')
+    assert skipped.path.str.endswith('broken.png').tolist() == [True]
+    d = np.load(tmp_path/'r/dynamics.npz')
+    assert (d['draws'] == 1).all() and d['draws'].shape[1] == len(d['index'])
