@@ -510,6 +510,7 @@ class RunLock:
     def acquire(self)->'RunLock':
         "Take the lock, or raise `RunLocked` naming its holder; a lock whose process is gone is taken over (and said so)."
         import fcntl
+        self.made = not self.path.parent.exists()  # a folder made for the lock goes with it if nothing else was written
         self.path.parent.mkdir(parents=True, exist_ok=True)
         guard = os.open(self.path.parent, os.O_RDONLY)  # the folder itself: one taker at a time
         try:
@@ -527,8 +528,9 @@ class RunLock:
         return self
 
     def release(self):
-        "Give the lock back (only if it is still ours)."
+        "Give the lock back (only if it is still ours); remove the folder if the lock made it and it is still empty."
         if self.holder() == self.mine: self.path.unlink(missing_ok=True)
+        if getattr(self, 'made', False) and self.path.parent.is_dir() and not any(self.path.parent.iterdir()): self.path.parent.rmdir()
 
     def __enter__(self): return self.acquire()
     def __exit__(self, *exc): self.release()

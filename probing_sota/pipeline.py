@@ -16,15 +16,15 @@ from .models import MODELS, weights_package_file, torch_cache_file
 
 # %% auto #0
 __all__ = ['STAGES', 'PIPELINE_SET', 'PROBE_KEYS', 'BASELINES_QUICK', 'BASELINES_FULL', 'PRESETS', 'STATE', 'SKIP_TAG',
-           'ALL_RANKS', 'KERNEL_PORT', 'DIST_STAGES', 'TORCHRUN_VARS', 'RANK_FAILED', 'PEER_ERRORS', 'REMEDIES',
-           'REMEDY_STAGES', 'PROBE_STAGES', 'dataset_location', 'weights_location', 'environment_report', 'find_nbs',
-           'stage_notebooks', 'parse_parameters_cell', 'stage_parameters', 'parameter_table', 'coerce',
+           'ALL_RANKS', 'KERNEL_PORT', 'DIST_STAGES', 'TORCHRUN_VARS', 'RANK_FAILED', 'TORCHRUN_LOG', 'PEER_ERRORS',
+           'REMEDIES', 'REMEDY_STAGES', 'PROBE_STAGES', 'dataset_location', 'weights_location', 'environment_report',
+           'find_nbs', 'stage_notebooks', 'parse_parameters_cell', 'stage_parameters', 'parameter_table', 'coerce',
            'check_image_folder', 'check_model_file', 'resolve_params', 'parse_overrides', 'load_config_file',
            'preset_params', 'StageFailed', 'prepare_pipeline_dir', 'stage_cells', 'stage_input', 'data_digest',
-           'kernel_manager_class', 'run_pipeline', 'kernel_env', 'pipeline_ranks', 'follow_main', 'root_cause',
-           'launch_ranks', 'stage_breakdown', 'largest_parts', 'TerminalProgress', 'expand_grid', 'point_label',
-           'parse_grid', 'run_summary', 'headline', 'plot_sweep', 'sweep', 'remedy_overrides', 'remedies',
-           'probe_sources', 'probe_stages', 'stage_list', 'main', 'Probe', 'probe']
+           'kernel_manager_class', 'run_pipeline', 'stage_table', 'kernel_env', 'pipeline_ranks', 'follow_main',
+           'root_cause', 'launch_ranks', 'stage_breakdown', 'largest_parts', 'TerminalProgress', 'expand_grid',
+           'point_label', 'parse_grid', 'run_summary', 'headline', 'plot_sweep', 'sweep', 'remedy_overrides',
+           'remedies', 'probe_sources', 'probe_stages', 'stage_list', 'main', 'Probe', 'probe']
 
 # %% ../nbs/12_pipeline.ipynb #5c4bbc6a
 def dataset_location(name:str, data_root=None)->str:
@@ -407,11 +407,16 @@ def data_digest(params:dict)->str|None:
 def kernel_manager_class():
     """The kernel manager papermill starts each stage's kernel with: local IPC sockets instead of TCP ports on POSIX.
     Over TCP, ipykernel warns on every start that the connection is unencrypted; a kernel on the same machine needs no
-    network at all, and IPC sockets (files beside the kernel's connection file, removed at shutdown) are what it suggests."""
+    network at all, and IPC sockets (files beside the kernel's connection file, removed at shutdown) are what it suggests.
+    At shutdown, after the notebook's last cell, it sends no interrupt: jupyter_client's SIGINT then only makes ipykernel print
+    "KeyboardInterrupt caught in kernel" on the terminal when it lands at the wrong moment."""
     from jupyter_client.manager import AsyncKernelManager
-    if os.name != 'posix': return AsyncKernelManager  # no IPC transport on Windows
+    class QuietShutdown(AsyncKernelManager):
+        async def _async_interrupt_kernel(self):
+            if not self.shutting_down: await super()._async_interrupt_kernel()
+    if os.name != 'posix': return QuietShutdown  # no IPC transport on Windows
     from traitlets import default
-    class IPCKernelManager(AsyncKernelManager):
+    class IPCKernelManager(QuietShutdown):
         @default('transport')
         def _default_transport(self): return 'ipc'
         def _ip_default(self):  # the sockets' files: in the temporary folder, named for this process (torchrun's ranks start kernels at once)
@@ -430,16 +435,20 @@ def run_pipeline(run_dir:str|Path, # the run directory, runs/<name>
                 )->pd.DataFrame:
     "Run the stage notebooks with papermill in order, skipping those done with the same parameters; one row per stage."
     run_dir = Path(run_dir).absolute()
-    with RunLock(run_dir, f"probing-sota into {run_dir}", log): return _run_stages(run_dir, params, nbs, stages, force, kernel, log)
+    if run_dir.exists() and not run_dir.is_dir(): raise ConfigError(f"{run_dir} is a file, not a run directory: choose another --name or --runs.")
+    table = stage_table(nbs, stages)  # refused before anything is written, the lock included
+    with RunLock(run_dir, f"probing-sota into {run_dir}", log): return _run_stages(run_dir, params, table, force, kernel, log)
 
-def _run_stages(run_dir:Path, params:dict, nbs, stages, force:bool, kernel:str, log)->pd.DataFrame:
+def stage_table(nbs, stages:list|None=None)->pd.DataFrame:
+    "The stage notebooks to run, in order: all present, or those named in `stages` (a `ConfigError` for one that is not here)."
+    table = stage_notebooks(Path(nbs or find_nbs())).dropna()
+    if stages is None: return table
+    unknown = sorted(set(stages) - set(table.name))
+    if unknown: raise ConfigError(f"Unknown or missing stage(s) {', '.join(unknown)}: the stages here are {', '.join(table.name)}.")
+    return table[table.name.isin(stages)]
+
+def _run_stages(run_dir:Path, params:dict, table:pd.DataFrame, force:bool, kernel:str, log)->pd.DataFrame:
     "`run_pipeline`'s work, once it holds the run folder."
-    nbs = Path(nbs or find_nbs())
-    table = stage_notebooks(nbs).dropna()
-    if stages is not None:
-        unknown = sorted(set(stages) - set(table.name))
-        if unknown: raise ConfigError(f"Unknown or missing stage(s) {', '.join(unknown)}: the stages here are {', '.join(table.name)}.")
-        table = table[table.name.isin(stages)]
     state = prepare_pipeline_dir(run_dir, params, force)
     (run_dir/'notebooks').mkdir(exist_ok=True)
     log(f"run {run_dir} · {device_description(get_device(params.get('train', {}).get('device', 'auto')))} · "
@@ -550,6 +559,7 @@ def _without(argv:list, flags:set)->list:
     return out
 
 RANK_FAILED = re.compile(r'^probing-sota: rank (\d+) on (\S+): (.*)$')
+TORCHRUN_LOG = re.compile(r'^[WEI]\d{4} \d\d:\d\d:\d\d')  # torchrun's logger: W1124 15:26:23.478000 ...
 PEER_ERRORS = ('Connection closed by peer', 'Connection reset by peer', 'timed out', 'Timeout', 'NCCL', 'gloo', 'ProcessGroup',
                'interrupted', 'DistBackendError')
 
@@ -572,12 +582,15 @@ def launch_ranks(argv:list[str], # the command's arguments, without the torchrun
     env = dict(os.environ); env.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1)//nproc_per_node)))
     log(f"torchrun: {nproc_per_node} process(es) per machine × {nnodes} machine(s)")
     proc = subprocess.Popen(tr + ['-m', 'probing_sota.pipeline', *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    seen = []
+    seen, held, epilogue = [], [], False  # torchrun's own log lines and closing traceback: shown only if no rank said what failed
     for line in proc.stdout:
-        seen.append(line.rstrip('\n'))
-        if not RANK_FAILED.match(line.strip()): print(line, end='', flush=True)
-    if (rc := proc.wait()) == 0: return 0
+        seen.append(line.rstrip('\n')); epilogue = epilogue or line.startswith('Traceback (most recent call last)')
+        if epilogue or TORCHRUN_LOG.match(line): held.append(line)
+        elif not RANK_FAILED.match(line.strip()): print(line, end='', flush=True)
+    if (rc := proc.wait()) == 0:
+        print(''.join(l for l in held if not TORCHRUN_LOG.match(l)), end=''); return 0
     cause = root_cause(seen)
+    if cause is None: print(''.join(held), end='')
     what = (f"rank {cause[0]} (on {cause[1]}) failed: {cause[2]}" if cause else
             f"torchrun ended with exit code {rc} (its output is above)")
     raise StageFailed(f"The distributed run stopped: {what}\nThe other ranks were stopped with it. Fix the cause and run the same "
@@ -897,9 +910,10 @@ def _as_rank(a)->int:
             finally:
                 try: from_main(None)  # the work is over: the other ranks may go
                 except Exception: pass  # they are gone already
-    except (ProbingError, KeyboardInterrupt) as e:
-        what = 'interrupted' if isinstance(e, KeyboardInterrupt) else str(e).splitlines()[0]
-        print(f"probing-sota: rank {rank()} on {platform.node()}: {what}", flush=True); return 2 if isinstance(e, ProbingError) else 130
+    except (Exception, KeyboardInterrupt) as e:  # said in one line that `launch_ranks` reads; a lost peer's error is told apart
+        what = 'interrupted' if isinstance(e, KeyboardInterrupt) else \
+               ((str(e) if isinstance(e, ProbingError) else f"{type(e).__name__}: {e}").strip().splitlines() or [type(e).__name__])[0]
+        print(f"probing-sota: rank {rank()} on {platform.node()}: {what}", flush=True); return 130 if isinstance(e, KeyboardInterrupt) else 2
 
 def _command(a, quiet_errors:bool=False)->int:
     "What the parsed command asks for."
