@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 from .core import (ProbingError, ConfigError, check_choice, get_device, save_csv, save_json, save_figure, atomic_write,
-                               run_params, Timings, save_timings, init_distributed, rank_batches, gather_objects, is_main, barrier,
+                               run_params, Timings, save_timings, init_distributed, rank_batches, gather_objects, is_main,
                                from_main, shared_by_ranks)
 from .data import load_dataset, DeviceLoader, ImageData, to_display, denormalize
 from .models import ModelInfo, model_from_checkpoint, run_model, run_data, describe_layer, feature_map_sizes, check_cam_resolution, get_spec

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 import pandas as pd
-import torch
+import torch, torch.distributed as dist
 
 # %% auto #0
 __all__ = ['DIST_TIMEOUT_ENV', 'CKPT_FORMAT', 'EMBEDDING_STAGES', 'TIMINGS', 'PROGRESS_ENV', 'ProbingError', 'DataNotFoundError',
@@ -74,12 +74,10 @@ def launched_world()->int:
 
 def world_size()->int:
     "How many processes share the work now: the size of the group a stage joined (`shared_by_ranks`), else 1."
-    import torch.distributed as dist
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 def rank()->int:
     "This process's rank (0 when there is only one)."
-    import torch.distributed as dist
     if dist.is_available() and dist.is_initialized(): return dist.get_rank()
     return int(os.environ.get('RANK', 0))
 
@@ -98,7 +96,7 @@ def dist_timeout()->float:
 def init_distributed(device:str|torch.device='auto', # as for `get_device`; 'auto' gives each rank its own GPU
                     )->torch.device:
     "This rank's device; when torchrun started several processes, join their group first (NCCL on CUDA, gloo otherwise)."
-    import torch.distributed as dist, datetime as dt
+    import datetime as dt
     dev = get_device(device)
     if launched_world() > 1 and not dist.is_initialized():
         if dev.type == 'cuda': torch.cuda.set_device(dev)
@@ -111,7 +109,6 @@ def shared_by_ranks(stage):
     import functools, inspect
     @functools.wraps(stage)
     def run(*args, **kw):
-        import torch.distributed as dist
         if launched_world() == 1 or dist.is_initialized(): return stage(*args, **kw)
         init_distributed(inspect.signature(stage).bind_partial(*args, **kw).arguments.get('device', 'auto'))
         try:
@@ -397,14 +394,8 @@ class progress_bar:
         finally: self._mirror(done=True)
 
 # %% ../nbs/00_core.ipynb #d79bc2a7
-def _joined():
-    "`torch.distributed` (its group joined: `world_size()` > 1 only inside a `shared_by_ranks` stage)."
-    import torch.distributed as dist
-    return dist
-
 def _comm_device()->torch.device:
     "Where the process group's tensors must be: the GPU for NCCL, the CPU for gloo."
-    import torch.distributed as dist
     return torch.device('cuda', torch.cuda.current_device()) if dist.get_backend() == 'nccl' else torch.device('cpu')
 
 def shard(order:torch.Tensor)->torch.Tensor:
@@ -435,7 +426,7 @@ def rank_batches(order:torch.Tensor, # one epoch's positions, the same on every 
     out = []
     for i, s in enumerate(starts):
         g = order[s:starts[i + 1] if i + 1 < len(starts) else (s + G if drop_last else n)]
-        mine = g[rank()::W] if W > 1 else g
+        mine = shard(g) if W > 1 else g
         k = max(1, min(accumulate, len(g)//W))
         out += list(mine.tensor_split(k)) if k > 1 else [mine]
     return out
@@ -443,31 +434,31 @@ def rank_batches(order:torch.Tensor, # one epoch's positions, the same on every 
 def all_sum(t:torch.Tensor)->torch.Tensor:
     "`t` summed over the ranks (`t` itself in one process), on `t`'s device."
     if world_size() == 1: return t
-    dist = _joined(); s = t.to(_comm_device()); dist.all_reduce(s); return s.to(t.device)
+    s = t.to(_comm_device()); dist.all_reduce(s); return s.to(t.device)
 
 def gather_rows(local:torch.Tensor, # this rank's rows, for the positions `shard(torch.arange(n))`
                 n:int)->torch.Tensor:
     "Every rank's rows of a strided shard of `range(n)`, put back in index order (on every rank; `local` in one process)."
     W = world_size()
     if W == 1: return local
-    dist = _joined(); m = math.ceil(n/W); dev = _comm_device()
+    m = math.ceil(n/W); dev = _comm_device()
     pad = torch.zeros((m, *local.shape[1:]), dtype=local.dtype, device=dev); pad[:len(local)] = local.to(dev)
     parts = [torch.empty_like(pad) for _ in range(W)]; dist.all_gather(parts, pad)
     return torch.stack(parts, 1).flatten(0, 1)[:n].to(local.device)
 
 def barrier():
     "Wait until every rank gets here (nothing in one process)."
-    if world_size() > 1: _joined().barrier()
+    if world_size() > 1: dist.barrier()
 
 def gather_objects(obj)->list|None:
     "Every rank's `obj` (picklable), in rank order, on rank 0; None on the others. `[obj]` in one process."
     if world_size() == 1: return [obj]
-    dist = _joined(); out = [None]*world_size() if is_main() else None; dist.gather_object(obj, out, dst=0); return out
+    out = [None]*world_size() if is_main() else None; dist.gather_object(obj, out, dst=0); return out
 
 def from_main(obj):
     "Rank 0's `obj` (picklable) on every rank; `obj` itself in one process."
     if world_size() == 1: return obj
-    dist = _joined(); box = [obj if is_main() else None]; dist.broadcast_object_list(box, src=0); return box[0]
+    box = [obj if is_main() else None]; dist.broadcast_object_list(box, src=0); return box[0]
 
 # %% ../nbs/00_core.ipynb #4a913a69
 class RunLocked(ProbingError):

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 from .core import (Timings, save_timings, ProbingError, ConfigError, get_device, save_csv, save_json, save_npy, save_text, save_figure, run_params, save_embeddings,
-                               prepare_run_dir, load_checkpoint, init_distributed, gather_rows, barrier, shared_by_ranks)
+                               prepare_run_dir, load_checkpoint, init_distributed, gather_rows, shared_by_ranks)
 from .data import load_dataset, dataset_classes, record_skipped, stratified_subset, DeviceLoader, BatchTransform, ImageData
 from .models import last_linear, model_from_checkpoint, ModelInfo, run_model, run_data, load_model_file, checkpoint_model
 
@@ -346,5 +346,4 @@ def evaluate_stage(run_dir, # a run directory with a model (trained by stage 03)
     _, metrics = evaluate_model(model, data, run_dir, info, tta=tta, batch_size=batch_size, device=device, clock=clock,
                                 embed_layer=embed_layer)
     save_timings(run_dir, 'evaluate', clock)
-    barrier()  # rank 0 has written every file
     return metrics

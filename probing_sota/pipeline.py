@@ -20,11 +20,11 @@ __all__ = ['STAGES', 'PIPELINE_SET', 'PROBE_KEYS', 'BASELINES_QUICK', 'BASELINES
            'REMEDIES', 'REMEDY_STAGES', 'PROBE_STAGES', 'dataset_location', 'weights_location', 'environment_report',
            'find_nbs', 'stage_notebooks', 'parse_parameters_cell', 'stage_parameters', 'parameter_table', 'coerce',
            'check_image_folder', 'check_model_file', 'resolve_params', 'parse_overrides', 'load_config_file',
-           'preset_params', 'StageFailed', 'prepare_pipeline_dir', 'stage_cells', 'stage_input', 'data_digest',
-           'kernel_manager_class', 'run_pipeline', 'stage_table', 'kernel_env', 'pipeline_ranks', 'follow_main',
-           'root_cause', 'launch_ranks', 'stage_breakdown', 'largest_parts', 'TerminalProgress', 'expand_grid',
-           'point_label', 'parse_grid', 'run_summary', 'headline', 'plot_sweep', 'sweep', 'remedy_overrides',
-           'remedies', 'probe_sources', 'probe_stages', 'stage_list', 'main', 'Probe', 'probe']
+           'preset_params', 'StageFailed', 'check_not_file', 'prepare_pipeline_dir', 'stage_cells', 'stage_input',
+           'data_digest', 'kernel_manager_class', 'run_pipeline', 'stage_table', 'kernel_env', 'pipeline_ranks',
+           'follow_main', 'root_cause', 'launch_ranks', 'stage_breakdown', 'largest_parts', 'TerminalProgress',
+           'expand_grid', 'point_label', 'parse_grid', 'run_summary', 'headline', 'plot_sweep', 'sweep',
+           'remedy_overrides', 'remedies', 'probe_sources', 'probe_stages', 'stage_list', 'main', 'Probe', 'probe']
 
 # %% ../nbs/12_pipeline.ipynb #5c4bbc6a
 def dataset_location(name:str, data_root=None)->str:
@@ -321,10 +321,13 @@ def _state(run_dir:Path)->dict|None:
 def _diff(old:dict, new:dict)->str:
     return ', '.join(f"{k} {old.get(k)!r} → {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k))
 
+def check_not_file(run_dir:Path):
+    "A `ConfigError` if the run folder's name is taken by a file."
+    if run_dir.exists() and not run_dir.is_dir(): raise ConfigError(f"{run_dir} is a file, not a run directory: choose another --name or --runs.")
+
 def prepare_pipeline_dir(run_dir:Path, params:dict, force:bool=False)->dict:
     "The run's state: new, resumed, or refused if the folder holds something else. `force` empties it first."
-    run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir(): raise ConfigError(f"{run_dir} is a file, not a run directory: choose another --name or --runs.")
+    run_dir = Path(run_dir); check_not_file(run_dir)
     state = _state(run_dir) if run_dir.exists() else None
     contents = [p.name for p in run_dir.iterdir() if p.name != RunLock.NAME] if run_dir.exists() else []  # the lock is ours
     if force and contents:
@@ -434,8 +437,7 @@ def run_pipeline(run_dir:str|Path, # the run directory, runs/<name>
                  log=print, # where progress goes
                 )->pd.DataFrame:
     "Run the stage notebooks with papermill in order, skipping those done with the same parameters; one row per stage."
-    run_dir = Path(run_dir).absolute()
-    if run_dir.exists() and not run_dir.is_dir(): raise ConfigError(f"{run_dir} is a file, not a run directory: choose another --name or --runs.")
+    run_dir = Path(run_dir).absolute(); check_not_file(run_dir)
     table = stage_table(nbs, stages)  # refused before anything is written, the lock included
     with RunLock(run_dir, f"probing-sota into {run_dir}", log): return _run_stages(run_dir, params, table, force, kernel, log)
 

@@ -14,7 +14,7 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from .core import (ProbingError, ConfigError, CheckpointError, check_choice, get_device, seed_everything,
                                prepare_run_dir, save_csv, save_npz, save_checkpoint, load_checkpoint, save_figure,
                                Timings, save_timings, progress_bar, save_embeddings, init_distributed, world_size,
-                               is_main, all_sum, barrier, gather_rows, n_batches, rank_batches, shared_by_ranks)
+                               all_sum, barrier, gather_rows, n_batches, rank_batches, shared_by_ranks)
 from .data import (load_dataset, stratified_subset, train_val_split, DeviceLoader, BatchTransform, Augment,
                                mix_batch, ImageData, memory_budget, record_skipped, epoch_order)
 from .models import (create_model, freeze, train_mode, phase_strategy, param_summary, ModelInfo, STRATEGIES)
@@ -475,8 +475,7 @@ def train_stage(run_dir, # the run directory (runs/<name>)
     with clock('curves figure'):
         save_figure(plot_curves(pd.DataFrame(log), f'{model_name} · {dataset} · {strategy}'), run_dir/'figures'/'training_curves.png')
     save_timings(run_dir, 'train', clock)
-    barrier()  # every file is written before any rank goes on to the notebook's next cell
-    return summary
+    return summary  # under torchrun `shared_by_ranks` waits here until rank 0 has written every file
 
 def micro_batching(batch_size:int, # images per optimizer step, over all ranks
                    micro_batch:int|None, # images per forward pass on one rank (None: batch_size / world)
