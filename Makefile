@@ -15,8 +15,8 @@ run: $(STAMP)
 
 test: $(STAMP) check-export
 	$(BIN)/python tools/readme.py --check
-	$(BIN)/nbdev_test --n_workers 2
-	$(BIN)/python -m pytest tests -q -rs
+	$(BIN)/nbdev_test --n_workers 2 --timing
+	$(BIN)/python -m pytest tests -q -rs --durations=25
 
 setup: $(STAMP)
 
