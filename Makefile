@@ -8,7 +8,7 @@ TORCH := torch==2.14.1 torchvision==0.29.1
 NBDEV := nbdev==2.4.14 execnb==0.1.18 fastcore==1.12.4
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: run test setup check-export readme docs clean-nbs system-data
+.PHONY: run test setup check-export readme docs clean-nbs nbs system-data
 
 run: $(STAMP)
 	$(BIN)/probing-sota run --preset quickstart
@@ -51,14 +51,24 @@ check-export: $(STAMP)
 
 # README.md from nbs/index.ipynb: nbdev_readme where Quarto is installed, else tools/readme.py.
 readme: $(STAMP)
-	@if command -v quarto >/dev/null; then $(BIN)/nbdev_readme; else $(BIN)/python tools/readme.py; fi
+	@if command -v quarto >/dev/null; then $(BIN)/nbdev_readme && sed -i 's|](images/|](nbs/images/|g' README.md; \
+	 else $(BIN)/python tools/readme.py; fi
 
-# The docs site: nbdev_docs with Quarto; without it, tools/build_docs.py: a page per notebook, the stage notebooks as the
-# quickstart run executed them (run first if need be), widgets and MathJax served from the site itself (npm, once).
+# The docs site, from the notebooks' stored outputs (`make nbs`): nbdev_docs with Quarto; without it, tools/build_docs.py:
+# a page per notebook as nbdev renders it, the quickstart run's report and gallery linked (run first if need be), widgets
+# and MathJax served from the site itself (npm, once).
 docs: $(STAMP) readme
 	@if command -v quarto >/dev/null; then $(BIN)/nbdev_docs; \
-	 else echo "quarto not found: building _docs/ from the executed notebooks of runs/quickstart"; \
+	 else echo "quarto not found: building _docs/ with tools/build_docs.py from the notebooks' stored outputs"; \
 	   $(BIN)/probing-sota run --preset quickstart >/dev/null && $(BIN)/python tools/build_docs.py; fi
 
 clean-nbs: $(STAMP)
 	$(BIN)/nbdev_clean
+
+# The notebooks with their outputs, as GitHub, Colab and Quarto show them: each executed in place in a fresh kernel (all,
+# or NB="04_evaluate.ipynb 06_gradcam.ipynb"), figures shrunk to the size budget, cleaned, stamped with the digest of its
+# code. `make test` fails while a notebook's outputs are older than its code.
+nbs: $(STAMP)
+	$(BIN)/nbdev_export
+	$(BIN)/python tools/notebooks.py run $(NB)
+	@$(MAKE) --no-print-directory readme

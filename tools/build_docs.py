@@ -1,19 +1,21 @@
 """Build the docs site without Quarto: one HTML page per notebook with a navigation sidebar, into _docs/.
 
-    python tools/build_docs.py [--run runs/quickstart] [--out _docs] [--no-execute]
+    python tools/build_docs.py [--run runs/quickstart] [--out _docs]
 
-Stage notebooks (03-11) are shown as the pipeline executed them for the run (real outputs, widget state included);
-the others (index, 00-02, 12) are executed here, and a notebook that fails stops the build with its name and cell.
+The pages are what nbdev_docs would render under Quarto: nbdev_proc_nbs processes the notebooks (show_doc cells for
+the exported definitions, hidden cells gone) and the pages show their stored outputs (`make nbs`), widget state
+included; nothing is executed here, and notebooks whose outputs are missing or older than their code stop the build.
+Each exported definition shows its signature with its parameters' comments and its docstring; its source is one click
+away. The run's report and gallery (`make run`) are linked from every page.
 JavaScript (require.js, the Jupyter widgets HTML manager, MathJax 3) is served from the site itself (fetched once with
 npm into .docs-vendor/), so the pages work offline. Where Quarto is installed, `make docs` runs nbdev_docs instead."""
-import argparse, base64, configparser, io, re, shutil, subprocess, sys
+import argparse, configparser, re, shutil, subprocess, sys
 from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 VENDOR = ROOT/'.docs-vendor'
 NPM_PACKAGES = ['requirejs@2.3.7', '@jupyter-widgets/html-manager@1.0.13', 'mathjax@3.2.2']
-STAGE = re.compile(r'^(0[3-9]|1[01])_')
 
 class DocsError(Exception): pass
 
@@ -39,49 +41,91 @@ def notebooks(nbs:Path)->list[Path]:
     found = sorted(p for p in nbs.glob('[0-9][0-9]_*.ipynb'))
     return ([nbs/'index.ipynb'] if (nbs/'index.ipynb').exists() else []) + found
 
-def executed(src:Path, run:Path, execute:bool, timeout:int=1200):
-    "The notebook with outputs: the run's executed copy for a stage, else executed here (or as is, without --execute)."
-    if STAGE.match(src.name):
-        copy = run/'notebooks'/src.name
-        if not copy.exists(): raise DocsError(f"{copy} is missing: run the pipeline first (`make run`, or probing-sota run --name {run.name}).")
-        return nbformat.read(copy, as_version=4)
-    nb = nbformat.read(src, as_version=4)
-    if not execute: return nb
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
-    try: NotebookClient(nb, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(src.parent)}}).execute()
-    except CellExecutionError as e:
-        cell = next((i for i, c in enumerate(nb.cells) if any(o.get('output_type') == 'error' for o in c.get('outputs', []))), '?')
-        raise DocsError(f"{src} failed to execute (cell {cell}): {str(e).strip().splitlines()[-1][:300]}. "
-                        f"Fix it (nbdev_test --path {src.relative_to(ROOT) if src.is_relative_to(ROOT) else src}) and build again.") from None
-    return nb
+def processed(nbs:Path, proc:Path)->list[Path]:
+    "nbdev_proc_nbs (the first half of nbdev_docs): the notebooks with their show_doc cells, their stored outputs, no hidden cells."
+    exe = Path(sys.executable).parent/'nbdev_proc_nbs'
+    r = subprocess.run([str(exe), '--path', str(nbs)], capture_output=True, text=True, cwd=ROOT)
+    if r.returncode: raise DocsError(f"nbdev_proc_nbs failed: {r.stderr.strip()[-800:]}")
+    return [proc/p.name for p in notebooks(nbs)]
 
-def compress_images(nb, max_side:int=1400, min_bytes:int=150_000):
-    "Large PNG outputs become JPEG (quality 85) at most max_side wide: the site stays small, the figures stay sharp."
-    from PIL import Image
-    for c in nb.cells:
-        for o in c.get('outputs', []):
-            data = o.get('data', {})
-            if 'image/png' not in data or len(data['image/png']) < min_bytes*4/3: continue
-            im = Image.open(io.BytesIO(base64.b64decode(data['image/png']))).convert('RGB')
-            if im.width > max_side: im = im.resize((max_side, round(im.height*max_side/im.width)), Image.LANCZOS)
-            buf = io.BytesIO(); im.save(buf, 'JPEG', quality=85, optimize=True)
-            del data['image/png']; data['image/jpeg'] = base64.b64encode(buf.getvalue()).decode()
-    return nb
+def check_outputs(srcs:list[Path]):
+    "The pages show the notebooks' stored outputs: they must exist and come from the current code."
+    sys.path.insert(0, str(ROOT/'tools'))
+    import notebooks as N
+    found = [m for p in srcs for m in N.problems(p)]
+    if found: raise DocsError('the notebooks\' stored outputs are not ready:\n  ' + '\n  '.join(found))
 
-def for_readers(nb):
-    "What nbdev's docs show: no hidden cells, no directive lines, no cells tagged to be left out of runs."
-    keep = []
+FRONT = re.compile(r'^---\n(.*?)\n---', re.S)
+DOC_LINK = re.compile(r'\]\((?:https?://[^)\s]*?/)?(\w+)\.html(#[\w.-]+)?\)')
+SOURCE_LINK = re.compile(r'^\[source\]\(([^)]+)\)\{[^}]*\}\s*$', re.M)
+
+def directives(src:str)->dict:
+    "The cell's `#| key: value` lines ({'echo': 'false', 'hide': ''})."
+    out = {}
+    for l in src.splitlines():
+        if m := re.match(r'#\|\s*([\w-]+)\s*:?\s*(.*)$', l): out[m.group(1)] = m.group(2).strip()
+    return out
+
+def page_meta(nb)->tuple[str, str]:
+    "Title and description: from the frontmatter nbdev_proc_nbs writes, else the first `# heading`."
+    import yaml
     for c in nb.cells:
-        tags = c.metadata.get('tags', [])
-        if 'skip-in-run' in tags or 'remove' in tags: continue
-        if c.cell_type == 'code':
-            lines = c.source.splitlines()
-            if any(re.match(r'#\|\s*hide\b', l) for l in lines): continue
-            c.source = '\n'.join(l for l in lines if not l.startswith('#|')).strip()
-            if not c.source and not c.get('outputs'): continue
-        if c.cell_type == 'markdown':  # links between notebooks point at their pages
-            c.source = re.sub(r'\(([\w./-]+)\.ipynb(#[^)]*)?\)', lambda m: f'({m.group(1)}.html{m.group(2) or ""})', c.source)
+        if c.cell_type == 'raw' and (m := FRONT.match(c.source)):
+            fm = yaml.safe_load(m.group(1)) or {}
+            if fm.get('title'): return str(fm['title']), str(fm.get('description') or '')
+    return page_title(nb), ''
+
+def source_of(name:str, modules:list)->str|None:
+    "An exported definition's source, from the package modules (the page's own first)."
+    import importlib, inspect
+    for m in modules:
+        try: obj = getattr(importlib.import_module(f'probing_sota.{m}'), name.split('.')[0])
+        except (ImportError, AttributeError): continue
+        for part in name.split('.')[1:]: obj = getattr(obj, part, obj)
+        try: return inspect.getsource(obj)
+        except (TypeError, OSError): return None
+    return None
+
+def source_details(code:str)->str:
+    "The definition's source behind one click, highlighted, wrapping in its box."
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import PythonLexer
+    return ('<details class="ps-source"><summary>source</summary><div class="highlight">'
+            + highlight(code, PythonLexer(), HtmlFormatter(nowrap=True)).join(['<pre>', '</pre>']) + '</div></details>')
+
+def doc_cell(cell, page_of:dict, modules:list):
+    "A show_doc cell as markdown: the signature with its parameters' comments, the docstring, the source one click away."
+    md = ''.join(o.get('data', {}).get('text/markdown', '') for o in cell.get('outputs', []))
+    md = re.sub(r'^---\s*\n', '', md.lstrip())
+    md = SOURCE_LINK.sub(lambda m: f'<a class="ps-gh" href="{m.group(1)}">on GitHub</a>', md)
+    md = relink(md, page_of)
+    name = (re.search(r'show_doc\(([\w.]+)', cell.source) or [None, None])[1]
+    code = source_of(name, modules) if name else None
+    return nbformat.v4.new_markdown_cell(md + ('\n\n' + source_details(code) if code else ''))
+
+def relink(md:str, page_of:dict)->str:
+    "Links to a notebook or to its page on the docs site point at this site's page."
+    md = re.sub(r'\(([\w./-]+)\.ipynb(#[^)]*)?\)', lambda m: f'({m.group(1)}.html{m.group(2) or ""})', md)
+    return DOC_LINK.sub(lambda m: f']({page_of.get(m.group(1), m.group(1))}.html{m.group(2) or ""})', md)
+
+def for_readers(nb, page_of:dict|None=None, modules:list|None=None):
+    """What nbdev's docs show: the title and description, prose, show_doc instead of exported code, demos with their
+    outputs; no hidden cells, no directive lines, no tests (cells tagged to be left out of runs)."""
+    page_of, modules = page_of or {}, modules or []
+    title, desc = page_meta(nb)
+    keep = [nbformat.v4.new_markdown_cell(f'# {title}' + (f'\n\n<p class="ps-lead">{desc}</p>' if desc else ''))]
+    for c in nb.cells:
+        tags, d = c.metadata.get('tags', []), (directives(c.source) if c.cell_type == 'code' else {})
+        if c.cell_type == 'raw' or 'skip-in-run' in tags or 'remove' in tags: continue
+        if c.cell_type == 'markdown':
+            if 'AUTOGENERATED' in c.source or (c.source.startswith('# ') and c.source.splitlines()[0] == f'# {title}'): continue
+            c.source = relink(c.source, page_of); keep.append(c); continue
+        if 'hide' in d or d.get('include') == 'false' or 'export' in d or 'exports' in d: continue
+        if d.get('output') == 'asis' and 'show_doc' in c.source: keep.append(doc_cell(c, page_of, modules)); continue
+        c.source = '\n'.join(l for l in c.source.splitlines() if not l.startswith('#|')).strip()
+        if d.get('echo') == 'false': c.metadata.setdefault('tags', []).append('ps-no-input')
+        if not c.source and not c.get('outputs'): continue
         keep.append(c)
     nb.cells = keep
     return nb
@@ -116,27 +160,43 @@ def copy_run(run:Path, out:Path)->list:
             (out/'run').mkdir(parents=True, exist_ok=True); shutil.copy(run/name, out/'run'/name); links.append((title, f'run/{name}'))
     return links
 
-def build(nbs:Path=ROOT/'nbs', run:Path=ROOT/'runs/quickstart', out:Path=ROOT/'_docs', execute:bool=True)->list[Path]:
-    "Build the site; returns the pages written."
+def modules_of(srcs:list[Path])->dict:
+    "Each notebook's exported module (its `default_exp`), by notebook name."
+    found = {}
+    for p in srcs:
+        if m := re.search(r'#\|\s*default_exp\s+(\w+)', p.read_text()): found[p.stem] = m.group(1)
+    return found
+
+def build(nbs:Path=ROOT/'nbs', run:Path=ROOT/'runs/quickstart', out:Path=ROOT/'_docs')->list[Path]:
+    """Build the site from the notebooks' stored outputs (`make nbs`) as nbdev_proc_nbs processes them; returns the pages.
+    The run's report and gallery are linked from every page when `run` holds them."""
     from nbconvert import HTMLExporter
     nbs, run, out = Path(nbs), Path(run), Path(out)
     title, _ = site_title(nbs)
     srcs = notebooks(nbs)
     if not srcs: raise DocsError(f"No notebooks in {nbs}.")
-    if not run.is_dir(): raise DocsError(f"{run} does not exist: run the pipeline first (`make run`).")
+    check_outputs(srcs)
+    procs = processed(nbs, ROOT/'_proc')
     out.mkdir(parents=True, exist_ok=True)
     vendor(out/'static')
-    run_links = copy_run(run, out)
+    run_links = copy_run(run, out) if run.is_dir() else []
+    if not run_links: print(f"docs: no report or gallery in {run}: the pages link to none (`make run` makes them)")
     if (nbs/'images').is_dir(): shutil.copytree(nbs/'images', out/'images', dirs_exist_ok=True)  # figures the prose links to
+    mods = modules_of(srcs)
+    page_of = {re.sub(r'^\d+_', '', p.stem): p.stem for p in srcs}  # nbdev's page names drop the number
     books = []
-    for src in srcs:
+    for src, proc in zip(srcs, procs):
         print(f"docs: {src.name}", flush=True)
-        books.append((src, for_readers(compress_images(executed(src, run, execute)))))
-    pages = [{'href': src.stem + '.html', 'title': ('Home' if src.stem == 'index' else f"{src.stem[:2]} · {page_title(nb)}")}
+        own = [mods[src.stem]] if src.stem in mods else []
+        books.append((src, for_readers(nbformat.read(proc, as_version=4), page_of, own + [m for m in mods.values() if m not in own])))
+    pages = [{'href': src.stem + '.html', 'title': ('Home' if src.stem == 'index' else f"{src.stem[:2]} · {page_meta(nb)[0]}")}
              for src, nb in books]
     ex = HTMLExporter(template_name='ps_site', extra_template_basedirs=[str(ROOT/'tools/docs_template')])
     ex.require_js_url = 'static/require.js'
     ex.widget_renderer_url = 'static/html-manager/embed-amd.js'
+    ex.exclude_input_prompt = ex.exclude_output_prompt = True  # no In [14]: beside the code
+    from nbconvert.preprocessors import TagRemovePreprocessor
+    ex.register_preprocessor(TagRemovePreprocessor(remove_input_tags={'ps-no-input'}), enabled=True)  # `#| echo: false`
     written = []
     for (src, nb), page in zip(books, pages):
         html, _ = ex.from_notebook_node(nb, resources={'site_root': '', 'site_title': title, 'site_pages': pages,
@@ -148,9 +208,9 @@ def build(nbs:Path=ROOT/'nbs', run:Path=ROOT/'runs/quickstart', out:Path=ROOT/'_
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--nbs', default=str(ROOT/'nbs')); ap.add_argument('--run', default=str(ROOT/'runs/quickstart'))
-    ap.add_argument('--out', default=str(ROOT/'_docs')); ap.add_argument('--no-execute', action='store_true')
+    ap.add_argument('--out', default=str(ROOT/'_docs'))
     a = ap.parse_args(argv)
-    try: build(Path(a.nbs), Path(a.run), Path(a.out), not a.no_execute)
+    try: build(Path(a.nbs), Path(a.run), Path(a.out))
     except DocsError as e:
         print(f"docs: {e}", file=sys.stderr); return 2
     return 0
