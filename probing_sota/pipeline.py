@@ -54,13 +54,24 @@ def environment_report(data_root=None)->dict:
 # %% ../nbs/12_pipeline.ipynb #f9af2a97
 STAGES = {3: 'train', 4: 'evaluate', 5: 'hard_examples', 6: 'gradcam', 7: 'why', 8: 'robustness', 9: 'gallery', 10: 'baselines', 11: 'report'}
 
-def find_nbs(start:str|Path|None=None)->Path:
-    "The `nbs/` folder of the repository this package was installed from (or above `start`)."
-    here = Path(start or Path.cwd()).resolve()
-    pkg = [Path(globals()['__file__']).resolve().parent.parent] if '__file__' in globals() else []
-    for d in [here, *here.parents, *pkg]:
-        if (d/'nbs').is_dir() and (d/'settings.ini').exists(): return d/'nbs'
-    raise ProbingError("Cannot find the stage notebooks (nbs/): run from a clone of the probing_sota repository, or pass --nbs PATH.")
+def _clone_nbs(d:Path)->Path|None:
+    "`d/nbs` if `d` is a clone of this repository: an `nbs/` folder beside the settings.ini of probing_sota (not another nbdev project's)."
+    ini = d/'settings.ini'
+    if (d/'nbs').is_dir() and ini.is_file() and re.search(r'^lib_name\s*=\s*probing_sota\s*$', ini.read_text(errors='replace'), re.M):
+        return d/'nbs'
+
+def find_nbs(start:str|Path|None=None, # a clone is looked for here, then in its parents (default: the working directory)
+             pkg:str|Path|None=None, # the installed package's folder (default: this probing_sota's)
+            )->Path:
+    "The stage notebooks: the `nbs/` of the clone above `start` or that this package was installed from, else those shipped in the package."
+    import probing_sota
+    here, pkg = Path(start or Path.cwd()).resolve(), Path(pkg or Path(probing_sota.__file__).parent).resolve()
+    for d in [here, *here.parents, pkg.parent]:  # pkg.parent: the clone of an editable install
+        if (nbs := _clone_nbs(d)) is not None: return nbs
+    if any((pkg/'nbs').glob('[0-9][0-9]_*.ipynb')): return pkg/'nbs'  # a wheel's copies (setup.py puts them there)
+    raise ProbingError(f"Cannot find the stage notebooks: no clone of probing_sota here (its nbs/ beside settings.ini) and none installed "
+                       f"with the package ({pkg/'nbs'}). Pass --nbs with the nbs/ folder of a clone, run from inside a clone, or reinstall "
+                       "from a wheel or a clone: pip install git+https://github.com/probing-sota/probing_sota")
 
 def stage_notebooks(nbs:str|Path)->pd.DataFrame:
     "One row per stage: its number, name, and notebook path if it exists."
@@ -412,13 +423,23 @@ def kernel_manager_class():
     Over TCP, ipykernel warns on every start that the connection is unencrypted; a kernel on the same machine needs no
     network at all, and IPC sockets (files beside the kernel's connection file, removed at shutdown) are what it suggests.
     At shutdown, after the notebook's last cell, it sends no interrupt: jupyter_client's SIGINT then only makes ipykernel print
-    "KeyboardInterrupt caught in kernel" on the terminal when it lands at the wrong moment."""
+    "KeyboardInterrupt caught in kernel" on the terminal when it lands at the wrong moment.
+    The kernel 'python3' is this Python (ipykernel's own spec, `sys.executable`), whatever kernel.json of another environment
+    Jupyter finds under that name (`jupyter kernelspec list`): a stage imports the probing_sota that runs the pipeline."""
     from jupyter_client.manager import AsyncKernelManager
+    from jupyter_client.kernelspec import KernelSpecManager
+    from traitlets import default
+    class ThisPython(KernelSpecManager):
+        def get_kernel_spec(self, kernel_name):
+            if kernel_name != 'python3': return super().get_kernel_spec(kernel_name)
+            from ipykernel.kernelspec import RESOURCES, get_kernel_dict
+            return self.kernel_spec_class(resource_dir=RESOURCES, **get_kernel_dict())
     class QuietShutdown(AsyncKernelManager):
+        @default('kernel_spec_manager')
+        def _kernel_spec_manager_default(self): return ThisPython(data_dir=self.data_dir)
         async def _async_interrupt_kernel(self):
             if not self.shutting_down: await super()._async_interrupt_kernel()
     if os.name != 'posix': return QuietShutdown  # no IPC transport on Windows
-    from traitlets import default
     class IPCKernelManager(QuietShutdown):
         @default('transport')
         def _default_transport(self): return 'ipc'
@@ -430,7 +451,7 @@ def _fmt_secs(s:float)->str: return f"{int(s // 60)}m{s % 60:04.1f}s" if s >= 60
 
 def run_pipeline(run_dir:str|Path, # the run directory, runs/<name>
                  params:dict, # {stage: {parameter: value}}, from `resolve_params`
-                 nbs:str|Path|None=None, # the folder holding the stage notebooks (default: this repository's nbs/)
+                 nbs:str|Path|None=None, # the folder holding the stage notebooks (default: `find_nbs()`)
                  stages:list[str]|None=None, # run only these stages (names); None: all present
                  force:bool=False, # start the run again from an empty folder
                  kernel:str='python3', # the Jupyter kernel papermill starts
@@ -857,7 +878,7 @@ def _add_run_args(r, default_name, probe:bool=False):
                    'skipped_files.csv) or stop, listing every one')
     r.add_argument('--name', default=default_name, help='the run folder under --runs; default: ' +
                    ('probe-<weights file name>' if probe else 'the preset name (sweep-<preset> for a sweep)'))
-    r.add_argument('--runs', default='runs'); r.add_argument('--nbs', help='the stage notebooks (default: nbs/ of this repository)')
+    r.add_argument('--runs', default='runs'); r.add_argument('--nbs', help='the stage notebooks (default: nbs/ of the clone you are in, else those installed with the package)')
     r.add_argument('--stages', help='only these stages, by name or number: train,evaluate or 3,4')
     r.add_argument('--force', action='store_true', help='start again: clears the run folder')
     g = r.add_argument_group('several GPUs or machines (torchrun)')
