@@ -1,4 +1,30 @@
-import os, pytest
+import os, shutil, subprocess, sys
+from pathlib import Path
+import pytest
+from probing_sota.baselines import BASELINE_FIGURES
+
+ROOT = Path(__file__).resolve().parent.parent
+EXE = Path(sys.executable).parent/'probing-sota'
+CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
+NO_CHROMIUM = 'needs Debian chromium (make test installs it as root)'
+BROWSER_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking']
+
+# The one tiny run that every test reading a finished run shares: the pipeline as a user runs it (stages 03-11, papermill),
+# on the generated shapes. Each override is as small as its readers allow:
+# train.epochs=1      test_pipeline checks that the override reached training (the notebook's own default is 2)
+# train.batch_size=16, train.lr=0.01: that one epoch still leaves confident (>= 0.9), low-confidence and misclassified test
+#                     examples (the report's CAM claims compare them; at the defaults nearly every example is low-confidence)
+# gradcam.max_images  test_pipeline: at most 6 misclassified CAMs; the report shows up to 4 cases
+# gallery.max_per_set the pipeline's own gallery.html (the browser tests export theirs again, uncapped)
+# baselines.*         stage 10 kept small (test_baselines runs it again on a copy, with its own budget)
+# hard_examples.top_k, why.folds, robustness.*: what the report and gallery tests used when they ran the stages themselves
+# The preset keeps the UMAP map off: the report test counts its figures without one.
+TINY_RUN = ['--preset', 'tiny', '-p', 'device=cpu', '-p', 'train.n_train=128', '-p', 'train.epochs=1', '-p', 'train.batch_size=16',
+            '-p', 'train.lr=0.01', '-p', 'gradcam.max_images=6', '-p', 'gallery.max_per_set=12', '-p', 'baselines.n_train=300',
+            '-p', 'baselines.cnn_epochs=1', '-p', 'hard_examples.top_k=20', '-p', 'why.folds=3', '-p', 'robustness.max_images=120',
+            '-p', 'robustness.cam_images=16', '-p', 'robustness.max_cams=60']
+# what stage 10 (baselines) writes in a run
+BASELINES_OUT = ['baselines', *(f'figures/{f}' for f in BASELINE_FIGURES)]
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path):
@@ -7,3 +33,43 @@ def _isolated_env(monkeypatch, tmp_path):
     monkeypatch.setenv('PROBING_SOTA_CACHE', str(tmp_path/'image_cache'))
     monkeypatch.delenv('PROBING_SOTA_DATA', raising=False)
     monkeypatch.delenv('PROBING_SOTA_OFFLINE', raising=False)
+
+def _files(run:Path)->dict:
+    return {str(p.relative_to(run)): (p.stat().st_size, p.stat().st_mtime_ns) for p in run.rglob('*') if p.is_file()}
+
+@pytest.fixture(scope='session')
+def tiny_pipeline(tmp_path_factory):
+    """`probing-sota run --name tiny` with TINY_RUN, once per session: (the run folder, the finished command).
+    Read it, never write to it: a test that changes a run works on `copy_run(...)` of it (checked at the end of the session)."""
+    root = tmp_path_factory.mktemp('shared')
+    env = {k: v for k, v in os.environ.items() if k not in ('PROBING_SOTA_DATA', 'PROBING_SOTA_OFFLINE')}
+    env.update(TORCH_HOME=str(root/'torch_home'), PROBING_SOTA_CACHE=str(root/'image_cache'))  # its own, whichever test asks first
+    r = subprocess.run([str(EXE), 'run', '--runs', str(root), '--name', 'tiny', *TINY_RUN], capture_output=True, text=True,
+                       cwd=ROOT, env=env, timeout=1800)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    run = root/'tiny'; before = _files(run)
+    yield run, r
+    assert _files(run) == before, 'a test wrote to the shared run: copy it with copy_run first'
+
+@pytest.fixture(scope='session')
+def tiny_run(tiny_pipeline)->Path:
+    "The shared tiny run's folder (read only)."
+    return tiny_pipeline[0]
+
+def copy_run(run:Path, dest:Path, drop=())->Path:
+    "A copy of `run` at `dest` (file times kept) without the files or folders in `drop`."
+    shutil.copytree(run, dest)
+    for d in drop:
+        p = dest/d
+        shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+    return dest
+
+@pytest.fixture(scope='session')
+def browser():
+    "Headless Chromium (Debian's), launched once for every browser test."
+    if not Path(CHROMIUM).exists(): pytest.skip(NO_CHROMIUM)
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        yield b
+        b.close()

@@ -8,6 +8,7 @@ from probing_sota.data import load_dataset, stratified_subset
 from probing_sota.baselines import (flat_features, sq_l2_distances, sq_l2_two_loops, knn_predict, knn_two_loops, knn_neighbors,
     linear_inputs, svm_loss, softmax_loss, grad_check, train_linear, search_linear, TrainingDiverged, TwoLayerNet, SmallCNN,
     train_small_cnn, cnn_probs, baselines_stage, check_xy, BASELINES)
+from conftest import copy_run, BASELINES_OUT
 
 NBS = Path(__file__).resolve().parents[1]/'nbs'
 
@@ -19,14 +20,9 @@ def fm():
     return train, test, flat_features(train), flat_features(test)
 
 @pytest.fixture(scope='module')
-def run(tmp_path_factory):
-    "A tiny trained and evaluated run (stages 03-04) on the generated shapes."
-    from probing_sota.train import train_stage
-    from probing_sota.evaluate import evaluate_stage
-    run = tmp_path_factory.mktemp('b')/'run'
-    train_stage(run, dataset='synthetic', epochs=2, lr=3e-3, input_size=32, n_train=192, batch_size=64, progress=False)
-    evaluate_stage(run, device='cpu')
-    return run
+def run(tiny_run, tmp_path_factory):
+    "The shared tiny run on the generated shapes (trained and evaluated), copied without what stage 10 wrote there."
+    return copy_run(tiny_run, tmp_path_factory.mktemp('b')/'run', drop=BASELINES_OUT)
 
 TINY = dict(n_train=300, knn_ks='1,3,5', cv_folds=3, cv_n=300, curve_points=3, curve_test=100, lrs='0.03,0.3', regs='1e-4',
             linear_epochs=2, hidden=32, net_epochs=2, cnn_epochs=1, device='cpu', log=lambda *a: None)

@@ -3,23 +3,18 @@ import os, re, shutil, socket, subprocess, sys, time, json
 from pathlib import Path
 import pandas as pd, pytest, nbformat
 
-CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason='needs Debian chromium (make test installs it as root)')
-ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking']
+from conftest import CHROMIUM, NO_CHROMIUM, copy_run
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=NO_CHROMIUM)
+WHY_TABLES = ['hard/label_issues.csv', 'hard/neighbours.csv', 'hard/slices.csv', 'hard/slice_members.csv', 'hard/why_summary.json']
 
 @pytest.fixture(scope='module')
-def run(tmp_path_factory):
-    "A tiny run through stage 07, with `gallery_without_07.html` exported before 07 ran and `gallery.html` after."
-    from probing_sota.train import train_stage
-    from probing_sota.evaluate import evaluate_stage
-    from probing_sota.hard import hard_stage
-    from probing_sota.why import why_stage
+def run(tiny_run, tmp_path_factory):
+    """The shared tiny run (stages 03-11), copied: `gallery_without_07.html` exported from a copy without stage 07's tables,
+    `gallery.html` exported again (every hard example) after two planted label issues."""
     from probing_sota.gallery import export_gallery_html
-    run = tmp_path_factory.mktemp('g')/'run'
-    train_stage(run, dataset='synthetic', epochs=1, lr=3e-3, input_size=32, n_train=128, batch_size=32, progress=False)
-    evaluate_stage(run, device='cpu'); hard_stage(run, top_k=20)
-    export_gallery_html(run, out=run/'gallery_without_07.html')
-    why_stage(run, device='cpu', checks=False, embedding_map_on=False)
+    tmp = tmp_path_factory.mktemp('g'); run = copy_run(tiny_run, tmp/'run')
+    export_gallery_html(copy_run(tiny_run, tmp/'before_07', drop=WHY_TABLES), out=run/'gallery_without_07.html')
     # cleanlab may flag no test example of so small a run: two more flagged rows, as 07 writes them, keep the tests honest
     li, hard = pd.read_csv(run/'hard/label_issues.csv'), pd.read_csv(run/'hard/hard_examples.csv')
     new = hard[~hard['index'].isin(li[li.split == 'test']['index'])].head(2)
@@ -28,14 +23,6 @@ def run(tmp_path_factory):
     pd.concat([li, planted]).to_csv(run/'hard/label_issues.csv', index=False)
     export_gallery_html(run)
     return run
-
-@pytest.fixture(scope='module')
-def browser():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 def watch(page):
     errors = []

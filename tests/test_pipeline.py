@@ -3,6 +3,7 @@ import json, subprocess, sys
 from pathlib import Path
 import pandas as pd
 import pytest
+from conftest import TINY_RUN, copy_run
 
 ROOT = Path(__file__).parent.parent
 EXE = Path(sys.executable).parent/'probing-sota'
@@ -13,40 +14,41 @@ def cli(*args, cwd=ROOT):
 
 def state(run): return json.loads((run/'pipeline.json').read_text())
 
-def test_run_override_skip_and_rerun_of_changed_stages(tmp_path):
-    run = tmp_path/'tiny'
-    r = cli('run', '--runs', tmp_path, '--name', 'tiny', *TINY, '-p', 'train.epochs=1')
+def test_run_override_skip_and_rerun_of_changed_stages(tiny_pipeline, tmp_path):
+    "The shared tiny run (conftest's TINY_RUN, with train.epochs=1) as its command printed it; then a copy of it run again."
+    shared, r = tiny_pipeline
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    st = state(run)['stages']
+    st = state(shared)['stages']
     assert all(s['status'] == 'done' for s in st.values()) and {'train', 'evaluate', 'hard_examples', 'gradcam'} <= set(st)
     # the override reached the stage: recorded, injected into the executed notebook, and obeyed
-    assert json.loads((run/'config.json').read_text())['params']['epochs'] == 1
-    assert len(pd.read_csv(run/'train_log.csv')) == 1  # the notebook's own default is 2 epochs
-    assert 'epochs = 1' in (run/'notebooks/03_train.ipynb').read_text()
-    assert json.loads((run/'cam_summary.json').read_text())['counts']['misclassified'] <= 6
+    assert json.loads((shared/'config.json').read_text())['params']['epochs'] == 1
+    assert len(pd.read_csv(shared/'train_log.csv')) == 1  # the notebook's own default is 2 epochs
+    assert 'epochs = 1' in (shared/'notebooks/03_train.ipynb').read_text()
+    assert json.loads((shared/'cam_summary.json').read_text())['counts']['misclassified'] <= 6
     for f in ['model/best.pt', 'predictions.csv', 'metrics.json', 'hard/hard_examples.csv', 'cam_metrics.csv', 'gallery.html']:
-        assert (run/f).exists(), f
-    assert 'stage 03 train] done in' in r.stdout and 'elapsed' in r.stdout and str(run/'gallery.html') in r.stdout
+        assert (shared/f).exists(), f
+    assert 'stage 03 train] done in' in r.stdout and 'elapsed' in r.stdout and str(shared/'gallery.html') in r.stdout
     # the terminal is what a person wants to read: stage lines, where the time went, the headline; no library noise
     assert not r.stderr.strip(), r.stderr
     assert 'where the time went' in r.stdout and 'test accuracy ' in r.stdout and 'kernel start' in r.stdout, r.stdout
     assert {'kernel start', 'imports and setup', 'training epochs'} <= set(st['train']['breakdown']), st['train']
-    # the same command again: everything skipped, nothing rewritten
+    # the same command again (on a copy, file times kept): everything skipped, nothing rewritten
+    run = copy_run(shared, tmp_path/'tiny')
     mtime = (run/'model/best.pt').stat().st_mtime
-    r = cli('run', '--runs', tmp_path, '--name', 'tiny', *TINY, '-p', 'train.epochs=1')
+    r = cli('run', '--runs', tmp_path, '--name', 'tiny', *TINY_RUN)
     assert r.returncode == 0 and r.stdout.count('skipped') >= 4, r.stdout
     assert (run/'model/best.pt').stat().st_mtime == mtime
     # a later stage's parameter changed: that stage and the ones after it run again, training does not
-    r = cli('run', '--runs', tmp_path, '--name', 'tiny', *TINY, '-p', 'train.epochs=1', '-p', 'gradcam.method=hirescam')
+    r = cli('run', '--runs', tmp_path, '--name', 'tiny', *TINY_RUN, '-p', 'gradcam.method=hirescam')
     assert r.returncode == 0, r.stderr
     assert '[1/' in r.stdout and 'train] done before, skipped' in r.stdout and 'gradcam] done in' in r.stdout
     assert json.loads((run/'cam_summary.json').read_text())['method'] == 'hirescam'
     assert (run/'model/best.pt').stat().st_mtime == mtime
     # a training parameter changed: refused, nothing touched; --force starts over
-    r = cli('run', '--runs', tmp_path, '--name', 'tiny', *TINY, '-p', 'train.epochs=2')
+    r = cli('run', '--runs', tmp_path, '--name', 'tiny', *TINY_RUN, '-p', 'train.epochs=2')
     assert r.returncode == 2 and 'epochs 1 → 2' in r.stderr and '--force' in r.stderr
     assert (run/'model/best.pt').stat().st_mtime == mtime
-    r = cli('run', '--runs', tmp_path, '--name', 'tiny', *TINY, '-p', 'train.epochs=2', '--stages', 'train,evaluate', '--force')
+    r = cli('run', '--runs', tmp_path, '--name', 'tiny', *TINY_RUN, '-p', 'train.epochs=2', '--stages', 'train,evaluate', '--force')
     assert r.returncode == 0, r.stderr
     assert len(pd.read_csv(run/'train_log.csv')) == 2 and not (run/'gallery.html').exists()
 

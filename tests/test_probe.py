@@ -108,8 +108,12 @@ def test_cli_probe_vit_on_fashion_mnist(tmp_path):
     "`probing-sota probe` end to end (papermill, stages 04-10) on a timm ViT outside the registry, from a safetensors file."
     torch.manual_seed(0)
     f = write_weights(timm.create_model('vit_tiny_patch16_224', img_size=64, num_classes=10), tmp_path/'vit.safetensors', 'safetensors')
+    # stages 07-09 on small budgets: without a training stage 07 embeds up to why.max_train (20,000) training images itself
+    budgets = ['-p', 'why.max_train=500', '-p', 'robustness.max_images=120', '-p', 'robustness.cam_images=16', '-p', 'robustness.max_cams=60',
+               '-p', 'gallery.max_per_set=12']
     r = cli('probe', '--model', 'vit_tiny_patch16_224', '--weights', str(f), '--data', 'fashion_mnist', '--input-size', '64',
-            '--preset', 'tiny', '-p', 'evaluate.n_test=200', '-p', 'gradcam.max_images=6', '--nbs', str(NBS), '--name', 'vit', cwd=tmp_path)
+            '--preset', 'tiny', '-p', 'evaluate.n_test=200', '-p', 'gradcam.max_images=6', *budgets, '--nbs', str(NBS), '--name', 'vit',
+            cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     run = tmp_path/'runs'/'vit'
     check_run(run, 200)

@@ -6,40 +6,20 @@ from urllib.parse import unquote, urlparse
 import pandas as pd, pytest
 from probing_sota.core import ProbingError
 from probing_sota.report import report_stage, fmt, pct, METRIC_ROWS
+from conftest import copy_run, BASELINES_OUT
 
-CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
 NBS = Path(__file__).resolve().parents[1]/'nbs'
 
 @pytest.fixture(scope='module')
-def run(tmp_path_factory):
-    "A tiny run through stages 03-09."
-    from probing_sota.train import train_stage
-    from probing_sota.evaluate import evaluate_stage
-    from probing_sota.hard import hard_stage
-    from probing_sota.cam import cam_stage
-    from probing_sota.gallery import export_gallery_html
-    run = tmp_path_factory.mktemp('r')/'run'
-    train_stage(run, dataset='synthetic', epochs=2, lr=3e-3, input_size=64, n_train=160, batch_size=64, progress=False)
-    evaluate_stage(run, device='cpu'); hard_stage(run, top_k=20)
-    cam_stage(run, max_images=6, batch_size=16, device='cpu')
-    from probing_sota.why import why_stage
-    why_stage(run, device='cpu', folds=3, embedding_map_on=False)
-    from probing_sota.robustness import robustness_stage
-    robustness_stage(run, max_images=120, cam_images=16, max_cams=60, device='cpu', progress=False)
-    export_gallery_html(run, max_per_set=4)
-    return run
+def run(tiny_run, tmp_path_factory):
+    "The shared tiny run (stages 03-11), copied without stage 10's files (two tests add their own) and without the pipeline's report."
+    return copy_run(tiny_run, tmp_path_factory.mktemp('r')/'run', drop=[*BASELINES_OUT, 'report.html', 'report.md', 'report_files'])
 
 @pytest.fixture(scope='module')
 def report(run):
     return report_stage(run, max_cases=4)
 
-def partial_copy(run, dest, drop=()):
-    "A copy of the run without the files/folders in `drop`."
-    shutil.copytree(run, dest)
-    for d in drop:
-        p = dest/d
-        shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-    return dest
+partial_copy = copy_run  # a copy of the run without the files/folders in `drop`
 
 class Doc(HTMLParser):
     "What the tests look at in report.html: images, links, ids, and each section's tables and text."
@@ -228,23 +208,17 @@ def test_notebook_with_parameters(run, tmp_path):
     cases = (part/'report.html').read_text().split('<div class="ps-cases">')[1].split('</div>')[0]
     assert 0 < cases.count('<figure>') <= 2  # max_cases reached the stage
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason='needs Debian chromium (make test installs it as root)')
-def test_report_in_browser(run, report):
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=['--no-sandbox', '--disable-gpu', '--disable-background-networking'])
-        try:
-            page = b.new_page(); errors = []
-            page.on('console', lambda m: errors.append(m.text) if m.type == 'error' else None)
-            page.on('pageerror', lambda e: errors.append(str(e)))
-            page.on('requestfailed', lambda r: errors.append(f'request failed: {r.url}'))
-            page.goto((run/'report.html').as_uri(), wait_until='load')
-            assert page.eval_on_selector_all('img', 'els => els.length') == len(doc(run).imgs) > 0
-            assert page.eval_on_selector_all('img', 'els => els.every(e => e.complete && e.naturalWidth > 0)')
-            href = page.eval_on_selector('a[href="gallery.html"]', 'a => a.href')  # resolved by the browser
-            assert href.startswith('file://') and Path(unquote(urlparse(href).path)) == run/'gallery.html' and (run/'gallery.html').exists()
-            page.click('a[href="gallery.html"]'); page.wait_for_load_state('load')
-            assert page.url.endswith('/gallery.html') and page.eval_on_selector_all('.ps-tile', 'els => els.length') > 0
-            assert errors == [], errors
-        finally:
-            b.close()
+def test_report_in_browser(run, report, browser):
+    page = browser.new_page(); errors = []
+    page.on('console', lambda m: errors.append(m.text) if m.type == 'error' else None)
+    page.on('pageerror', lambda e: errors.append(str(e)))
+    page.on('requestfailed', lambda r: errors.append(f'request failed: {r.url}'))
+    page.goto((run/'report.html').as_uri(), wait_until='load')
+    assert page.eval_on_selector_all('img', 'els => els.length') == len(doc(run).imgs) > 0
+    assert page.eval_on_selector_all('img', 'els => els.every(e => e.complete && e.naturalWidth > 0)')
+    href = page.eval_on_selector('a[href="gallery.html"]', 'a => a.href')  # resolved by the browser
+    assert href.startswith('file://') and Path(unquote(urlparse(href).path)) == run/'gallery.html' and (run/'gallery.html').exists()
+    page.click('a[href="gallery.html"]'); page.wait_for_load_state('load')
+    assert page.url.endswith('/gallery.html') and page.eval_on_selector_all('.ps-tile', 'els => els.length') > 0
+    assert errors == [], errors
+    page.close()

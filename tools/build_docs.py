@@ -42,11 +42,18 @@ def notebooks(nbs:Path)->list[Path]:
     return ([nbs/'index.ipynb'] if (nbs/'index.ipynb').exists() else []) + found
 
 def processed(nbs:Path, proc:Path)->list[Path]:
-    "nbdev_proc_nbs (the first half of nbdev_docs): the notebooks with their show_doc cells, their stored outputs, no hidden cells."
+    """nbdev_proc_nbs (the first half of nbdev_docs): the notebooks with their show_doc cells, their stored outputs, no
+    hidden cells. nbdev reprocesses only notebooks newer than its cache folder, so a notebook written while another build
+    ran can be missed: a notebook newer than its processed copy is touched and processed again."""
     exe = Path(sys.executable).parent/'nbdev_proc_nbs'
-    r = subprocess.run([str(exe), '--path', str(nbs)], capture_output=True, text=True, cwd=ROOT)
-    if r.returncode: raise DocsError(f"nbdev_proc_nbs failed: {r.stderr.strip()[-800:]}")
-    return [proc/p.name for p in notebooks(nbs)]
+    srcs = notebooks(nbs)
+    def stale(): return [p for p in srcs if not (proc/p.name).exists() or (proc/p.name).stat().st_mtime < p.stat().st_mtime]
+    for attempt in range(2):
+        r = subprocess.run([str(exe), '--path', str(nbs)], capture_output=True, text=True, cwd=ROOT)
+        if r.returncode: raise DocsError(f"nbdev_proc_nbs failed: {r.stderr.strip()[-800:]}")
+        if not (old := stale()): return [proc/p.name for p in srcs]
+        for p in old: p.touch()
+    raise DocsError(f"nbdev_proc_nbs left {[p.name for p in old]} out of date in {proc}: delete {proc} and build again.")
 
 def check_outputs(srcs:list[Path]):
     "The pages show the notebooks' stored outputs: they must exist and come from the current code."
