@@ -12,6 +12,16 @@ TINY = ['--preset', 'tiny', '-p', 'device=cpu', '-p', 'train.n_train=128', '-p',
 def cli(*args, cwd=ROOT):
     return subprocess.run([str(EXE), *map(str, args)], capture_output=True, text=True, timeout=1200, cwd=cwd)
 
+def refused(*args, capsys, monkeypatch):
+    """`probing-sota ARGS` by its entry point in this process, from the repository (what `cli` gives, without an interpreter start and
+    its imports: the checks refuse before any kernel starts, so nothing else differs)."""
+    from probing_sota.pipeline import main
+    monkeypatch.chdir(ROOT); capsys.readouterr()
+    try: code = main([str(a) for a in args])
+    except SystemExit as e: code = e.code  # argparse's own refusals
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(['probing-sota', *map(str, args)], code, out, err)
+
 def state(run): return json.loads((run/'pipeline.json').read_text())
 
 def test_run_override_skip_and_rerun_of_changed_stages(tiny_pipeline, tmp_path):
@@ -114,26 +124,27 @@ def test_remedies_trains_each_remedy_and_compares_it_with_the_base(tmp_path):
     (['-p', 'run_dir=/tmp/x'], '--name'),
     (['--stages', 'train,trian'], "missing stage(s) trian"),
 ])
-def test_bad_parameters_are_refused_before_anything_runs(tmp_path, args, message):
-    r = cli('run', '--runs', tmp_path, '--name', 'x', *args)
+def test_bad_parameters_are_refused_before_anything_runs(tmp_path, capsys, monkeypatch, args, message):
+    r = refused('run', '--runs', tmp_path, '--name', 'x', *args, capsys=capsys, monkeypatch=monkeypatch)
     assert r.returncode == 2 and message in r.stderr, r.stderr
     assert not (tmp_path/'x').exists()  # nothing was written
 
-def test_bad_config_files_and_folders(tmp_path):
+def test_bad_config_files_and_folders(tmp_path, capsys, monkeypatch):
+    def command(*args): return refused(*args, capsys=capsys, monkeypatch=monkeypatch)
     bad = tmp_path/'bad.yaml'; bad.write_text("train:\n  epochs: 3\n lr: 1e-3\n")
-    r = cli('run', '--runs', tmp_path, '--config', bad)
+    r = command('run', '--runs', tmp_path, '--config', bad)
     assert r.returncode == 2 and 'not valid YAML (line 3' in r.stderr
     good = tmp_path/'good.yaml'; good.write_text("train:\n  epochs: 3\n  lr: 1e-3\ndevice: cpu\n")
-    r = cli('run', '--runs', tmp_path, '--config', good, '-p', 'train.epochs=4', '--dry-run')
+    r = command('run', '--runs', tmp_path, '--config', good, '-p', 'train.epochs=4', '--dry-run')
     p = json.loads(r.stdout)
     assert r.returncode == 0 and p['train']['epochs'] == 4 and p['train']['lr'] == 1e-3 and p['gradcam']['device'] == 'cpu'
     other = tmp_path/'other'; other.mkdir(); (other/'config.json').write_text('{"params": {}}')
-    r = cli('run', '--runs', tmp_path, '--name', 'other', '--preset', 'tiny')
+    r = command('run', '--runs', tmp_path, '--name', 'other', '--preset', 'tiny')
     assert r.returncode == 2 and 'made outside the pipeline' in r.stderr and (other/'config.json').exists()
     notes = tmp_path/'notes'; notes.mkdir(); (notes/'thesis.tex').write_text('keep me')
     for extra in [[], ['--force']]:
-        r = cli('run', '--runs', tmp_path, '--name', 'notes', '--preset', 'tiny', *extra)
+        r = command('run', '--runs', tmp_path, '--name', 'notes', '--preset', 'tiny', *extra)
         assert r.returncode == 2 and 'thesis.tex' in r.stderr and (notes/'thesis.tex').read_text() == 'keep me'
     (tmp_path/'afile').write_text('x')
-    r = cli('run', '--runs', tmp_path, '--name', 'afile', '--preset', 'tiny')
+    r = command('run', '--runs', tmp_path, '--name', 'afile', '--preset', 'tiny')
     assert r.returncode == 2 and 'is a file' in r.stderr
