@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 VENDOR = ROOT/'.docs-vendor'
 NPM_PACKAGES = ['requirejs@2.3.7', '@jupyter-widgets/html-manager@1.0.13', 'mathjax@3.2.2']
 
+sys.path.insert(0, str(ROOT/'tools'))  # tools/notebooks.py: the stored outputs' checks and the notebooks' modules
+
 class DocsError(Exception): pass
 
 def site_title(nbs:Path)->tuple[str, dict]:
@@ -57,7 +59,6 @@ def processed(nbs:Path, proc:Path)->list[Path]:
 
 def check_outputs(srcs:list[Path]):
     "The pages show the notebooks' stored outputs: they must exist and come from the current code."
-    sys.path.insert(0, str(ROOT/'tools'))
     import notebooks as N
     found = [m for p in srcs for m in N.problems(p)]
     if found: raise DocsError('the notebooks\' stored outputs are not ready:\n  ' + '\n  '.join(found))
@@ -169,10 +170,8 @@ def copy_run(run:Path, out:Path)->list:
 
 def modules_of(srcs:list[Path])->dict:
     "Each notebook's exported module (its `default_exp`), by notebook name."
-    found = {}
-    for p in srcs:
-        if m := re.search(r'#\|\s*default_exp\s+(\w+)', p.read_text()): found[p.stem] = m.group(1)
-    return found
+    import notebooks as N
+    return {p.stem: m for p in srcs if (m := N.module_of(nbformat.read(p, as_version=4)))}
 
 def build(nbs:Path=ROOT/'nbs', run:Path=ROOT/'runs/quickstart', out:Path=ROOT/'_docs')->list[Path]:
     """Build the site from the notebooks' stored outputs (`make nbs`) as nbdev_proc_nbs processes them; returns the pages.
