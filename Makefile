@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed
 TORCH := torch==2.14.1 torchvision==0.29.1
 NBDEV := nbdev==2.4.14 execnb==0.1.18 fastcore==1.12.4
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+# Tests and notebooks run on every core, one thread each: two processes of two threads each on two cores spin on each other
+# (06_gradcam's notebook took 51 s so beside 08_robustness, 13 s with one thread).
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: run test setup check-export readme docs clean-nbs nbs system-data
 
@@ -15,8 +18,8 @@ run: $(STAMP)
 
 test: $(STAMP) check-export
 	$(BIN)/python tools/readme.py --check
-	$(BIN)/nbdev_test --n_workers 2 --timing
-	$(BIN)/python -m pytest tests -q -rs --durations=25
+	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers $(JOBS) --timing
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -q -rs --durations=25 -n $(JOBS) --dist loadfile
 
 setup: $(STAMP)
 
@@ -70,5 +73,5 @@ clean-nbs: $(STAMP)
 # code. `make test` fails while a notebook's outputs are older than its code.
 nbs: $(STAMP)
 	$(BIN)/nbdev_export
-	$(BIN)/python tools/notebooks.py run $(NB)
+	$(BIN)/python tools/notebooks.py run --jobs $(JOBS) $(NB)
 	@$(MAKE) --no-print-directory readme

@@ -251,15 +251,26 @@ def library_versions()->dict:
         except PackageNotFoundError: out[name] = None
     return out
 
-def git_commit(path:str|Path='.')->str|None:
-    "The current git commit of the repository holding `path` (with `+dirty` if it has changes), or None."
-    try:
-        sha = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=path, capture_output=True, text=True, timeout=10)
-        if sha.returncode: return None
-        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=path,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return sha.stdout.strip() + ('+dirty' if dirty else '')
+def _git(args:list, cwd:Path)->str|None:
+    "The output of `git args` in `cwd`, or None where git fails or is missing."
+    try: r = subprocess.run(['git', *args], cwd=cwd, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError): return None
+    return r.stdout.strip() if r.returncode == 0 else None
+
+def git_commit(package:str|Path|None=None, # the package folder (default: this package's, wherever it is imported from)
+              )->str|None:
+    """The commit of the clone that `package` is part of (with `+dirty` if it has changes), or None when the package is not
+    a clone's: an installed wheel has no commit, even in a site-packages that happens to lie inside another git repository."""
+    if package is None:
+        import probing_sota
+        package = Path(probing_sota.__file__).parent
+    package = Path(package).resolve()
+    top = _git(['rev-parse', '--show-toplevel'], package)
+    if top is None or Path(top).resolve() != package.parent: return None
+    sha = _git(['rev-parse', 'HEAD'], package)
+    if sha is None: return None
+    dirty = _git(['status', '--porcelain', '--untracked-files=no'], package)
+    return sha + ('+dirty' if dirty else '')
 
 # %% ../nbs/00_core.ipynb #808dca37
 def device_description(device:torch.device)->str:

@@ -682,10 +682,11 @@ def why_section(rf:RunFiles)->Section:
 VERDICT_ORDER = ['supported', 'not supported', 'inconclusive']
 
 def _interval(lo, hi)->str: return f"[{lo:+.3f}, {hi:+.3f}]" if np.isfinite(lo) and np.isfinite(hi) else 'none'
+def _signed(v)->str: return f'{v:+.3f}' if np.isfinite(v) else 'not measured'  # a NaN: too few examples to measure
 
 def claims_table(df:pd.DataFrame)->pd.DataFrame:
     "Claims as the report shows them: the claim, the measurement, the value, its 95% interval and the verdict."
-    return pd.DataFrame({'claim': df.claim, 'measurement': df.measurement, 'value': df.value.map(lambda v: f'{v:+.3f}'),
+    return pd.DataFrame({'claim': df.claim, 'measurement': df.measurement, 'value': df.value.map(_signed),
                          '95% interval': [_interval(a, b) for a, b in zip(df.lo, df.hi)], 'verdict': df.verdict})
 
 def robustness_sentences(rob:pd.DataFrame, s:dict)->list:

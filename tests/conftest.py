@@ -1,6 +1,7 @@
-import os, shutil, subprocess, sys
+import json, os, shutil, subprocess, sys
 from pathlib import Path
 import pytest
+from filelock import FileLock
 from probing_sota.baselines import BASELINE_FIGURES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,15 +38,25 @@ def _isolated_env(monkeypatch, tmp_path):
 def _files(run:Path)->dict:
     return {str(p.relative_to(run)): (p.stat().st_size, p.stat().st_mtime_ns) for p in run.rglob('*') if p.is_file()}
 
-@pytest.fixture(scope='session')
-def tiny_pipeline(tmp_path_factory):
-    """`probing-sota run --name tiny` with TINY_RUN, once per session: (the run folder, the finished command).
-    Read it, never write to it: a test that changes a run works on `copy_run(...)` of it (checked at the end of the session)."""
-    root = tmp_path_factory.mktemp('shared')
+def _make_tiny_run(root:Path)->subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ('PROBING_SOTA_DATA', 'PROBING_SOTA_OFFLINE')}
     env.update(TORCH_HOME=str(root/'torch_home'), PROBING_SOTA_CACHE=str(root/'image_cache'))  # its own, whichever test asks first
     r = subprocess.run([str(EXE), 'run', '--runs', str(root), '--name', 'tiny', *TINY_RUN], capture_output=True, text=True,
                        cwd=ROOT, env=env, timeout=1800)
+    (root/'command.json').write_text(json.dumps({'args': r.args, 'returncode': r.returncode, 'stdout': r.stdout, 'stderr': r.stderr}))
+    return r
+
+@pytest.fixture(scope='session')
+def tiny_pipeline(tmp_path_factory):
+    """`probing-sota run --name tiny` with TINY_RUN, once per `make test`: (the run folder, the finished command).
+    Under pytest-xdist the workers share it: the first to ask makes it, the others wait for it (a lock beside their folders).
+    Read it, never write to it: a test that changes a run works on `copy_run(...)` of it (checked at the end of the session)."""
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base)/'shared_tiny_run'
+    with FileLock(f'{root}.lock', timeout=1800):
+        if not (root/'command.json').exists():
+            root.mkdir(exist_ok=True); _make_tiny_run(root)
+    r = subprocess.CompletedProcess(**json.loads((root/'command.json').read_text()))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     run = root/'tiny'; before = _files(run)
     yield run, r

@@ -17,7 +17,8 @@ STAMP = '+wheeltest'  # a local version: the run's config.json then says which i
 
 def _sources(d, names):
     "copytree's ignore: at the top, all but what a build reads; below, caches."
-    return [n for n in names if (Path(d) == ROOT and n not in BUILD_SOURCES) or n in ('__pycache__', '.ipynb_checkpoints')]
+    return [n for n in names if (Path(d) == ROOT and n not in BUILD_SOURCES) or
+            n in ('__pycache__', '.ipynb_checkpoints', '_proc', '_docs')]
 
 def build_wheel(tmp:Path)->Path:
     "The wheel of this working tree (a copy, so that the build writes nothing here), its version stamped."
@@ -71,6 +72,10 @@ def test_installed_wheel_runs_the_pipeline(tmp_path):
                          capture_output=True, text=True, check=True).stdout.strip()
     assert Path(nbs) == site/'probing_sota'/'nbs', nbs  # no clone here: the notebooks shipped in the package
     installed = tree(site/'probing_sota')
+    # the user's folder is a git repository of their own (venv and all): that commit is not the package's
+    (tmp_path/'README.md').write_text('my project\n')
+    for a in [['init', '-q'], ['add', 'README.md'], ['-c', 'user.name=u', '-c', 'user.email=u@x', 'commit', '-qm', 'mine']]:
+        subprocess.run(['git', *a], cwd=tmp_path, check=True, capture_output=True)
     env = {**os.environ, 'JUPYTER_PATH': str(other_python3_kernel(tmp_path/'jupyter'))}
     r = subprocess.run([venv_bin/'probing-sota', 'run', *TINY], cwd=user, env=env, capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -83,6 +88,7 @@ def test_installed_wheel_runs_the_pipeline(tmp_path):
     # the stage kernels ran this environment's Python and imported the wheel (the other 'python3' kernel.json was not taken)
     cfg = json.loads((run/'config.json').read_text())
     assert cfg['versions']['probing_sota'].endswith(STAMP), cfg['versions']
+    assert cfg['git_commit'] is None, cfg['git_commit']  # a wheel has no commit, whichever repository holds the venv
     # the run wrote into the user's folder only: nothing in the installed package, nothing else beside runs/
     assert tree(site/'probing_sota') == installed
     assert sorted(os.listdir(user)) == ['runs']

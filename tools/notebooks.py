@@ -7,7 +7,7 @@ A notebook's digest is the SHA-256 of the code its outputs came from: its own co
 imports, followed through their `from .x import` lines. `check` recomputes it, so outputs left from older code fail the
 tests until `make nbs` runs again. Cells that nbdev_test skips (`#| eval: false`, the `slow` and `cuda` flags of
 settings.ini) are skipped here too, and keep no outputs."""
-import argparse, base64, configparser, hashlib, io, json, re, sys, time
+import argparse, base64, configparser, hashlib, io, json, os, re, sys, time
 from pathlib import Path
 import nbformat
 
@@ -180,14 +180,25 @@ def problems(path:Path)->list[str]:
         found.append(f"{path.name} is {size/1e6:.2f} MB, over its budget of {budget/1e6:.1f} MB: fewer or smaller figures")
     return found
 
+def run_all(paths:list[Path], jobs:int=1)->int:
+    """Execute `paths`, `jobs` at a time (each in its own kernel). Above one job the kernels get one thread each: two
+    kernels of two threads on two cores spin on each other. A failing notebook is named; the others still run."""
+    from concurrent.futures import ThreadPoolExecutor
+    if jobs > 1: os.environ['OMP_NUM_THREADS'] = '1'  # the kernels inherit it
+    def one(p):
+        try: execute(p); return None
+        except Exception as e: return f"{p.name}: {type(e).__name__}: {str(e)[-2000:]}"
+    with ThreadPoolExecutor(max(1, jobs)) as pool: failed = [f for f in pool.map(one, paths) if f]
+    for f in failed: print(f"nbs: failed: {f}", file=sys.stderr)
+    return 1 if failed else 0
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('command', choices=['run', 'check']); ap.add_argument('nbs', nargs='*')
+    ap.add_argument('--jobs', type=int, default=1, help='notebooks executed at a time, each kernel on one thread when above 1')
     a = ap.parse_args(argv)
     paths = notebooks(a.nbs)
-    if a.command == 'run':
-        for p in paths: execute(p)
-        return 0
+    if a.command == 'run': return run_all(paths, a.jobs)
     found = [m for p in paths for m in problems(p)]
     for m in found: print(f"nbs: {m}", file=sys.stderr)
     if not found: print(f"nbs: the outputs of {len(paths)} notebooks are from the current code, {sum(p.stat().st_size for p in paths)/1e6:.1f} MB in all")
