@@ -70,3 +70,15 @@ def test_only_the_shown_widgets_keep_their_state():
     nb = new_notebook(cells=[new_code_cell('w', outputs=[nbformat.from_dict(view)])],
                       metadata={'widgets': {'application/vnd.jupyter.widget-state+json': {'state': state}}})
     assert set(N.widget_state(N.prune_widgets(nb))) == {'a', 'b'}
+
+def test_notebooks_run_at_once_each_in_its_own_kernel(tmp_path, capsys):
+    "`make nbs` runs notebooks side by side: each kernel has its own sockets (started in one process, they once shared them)."
+    paths = []
+    for k in range(3):
+        p = tmp_path/f'9{k}_side.ipynb'; paths.append(p)
+        nbformat.write(new_notebook(cells=[new_code_cell(f'import os\nprint({k}, os.environ["OMP_NUM_THREADS"])')],
+                                    metadata={'kernelspec': {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'}}), p)
+    assert N.run_all(paths, jobs=3) == 0, capsys.readouterr().err
+    assert [nbformat.read(p, as_version=4).cells[0].outputs[0]['text'] for p in paths] == [f'{k} 1\n' for k in range(3)]
+    bad = tmp_path/'93_bad.ipynb'; nbformat.write(new_notebook(cells=[new_code_cell('1/0')]), bad)
+    assert N.run_all([bad, paths[0]], jobs=2) == 1 and '93_bad.ipynb: ' in capsys.readouterr().err  # named; the other still ran

@@ -7,7 +7,7 @@ A notebook's digest is the SHA-256 of the code its outputs came from: its own co
 imports, followed through their `from .x import` lines. `check` recomputes it, so outputs left from older code fail the
 tests until `make nbs` runs again. Cells that nbdev_test skips (`#| eval: false`, the `slow` and `cuda` flags of
 settings.ini) are skipped here too, and keep no outputs."""
-import argparse, base64, configparser, hashlib, io, json, os, re, sys, time
+import argparse, base64, hashlib, io, json, os, re, sys, time
 from pathlib import Path
 import nbformat
 
@@ -27,9 +27,9 @@ def notebooks(names=None)->list[Path]:
     return sorted(p for p in NBS.glob('*.ipynb') if not p.name.startswith(('_', '.')))
 
 def test_flags()->list[str]:
-    "settings.ini's tst_flags: cells flagged with one of them are skipped by nbdev_test (and here)."
-    ini = configparser.ConfigParser(); ini.read(ROOT/'settings.ini')
-    return [f for f in ini.get('DEFAULT', 'tst_flags', fallback='').split('|') if f]
+    "settings.ini's tst_flags, as nbdev reads them: cells flagged with one of them are skipped by nbdev_test (and here)."
+    from nbdev.config import get_config
+    return [f for f in (get_config(path=ROOT).get('tst_flags') or '').split('|') if f]
 
 def skipped(cell, flags=None)->bool:
     "Does nbdev_test skip this code cell?"
@@ -132,6 +132,17 @@ def finish(nb, path:Path):
     nb.metadata[KEY] = {'digest': digest(nb)}
     nbformat.write(nb, path)
 
+def own_sockets(path:Path):
+    """The pipeline's kernel manager (IPC sockets: no TCP warning from every kernel), its socket files named for the notebook too:
+    jupyter_client numbers them by the files it finds, so two kernels started at once in one process would bind the same ones
+    and read each other's messages ("Invalid Signature")."""
+    from probing_sota.pipeline import kernel_manager_class
+    base = kernel_manager_class()
+    if not hasattr(base, '_ip_default'): return base  # TCP (Windows): the ports are the operating system's to give
+    class OwnSockets(base):
+        def _ip_default(self): return f"{super()._ip_default()}-{path.stem}"
+    return OwnSockets
+
 def execute(path:Path, timeout:int=1800):
     "Run the notebook top to bottom in a fresh kernel (in nbs/), and write it back with its outputs and digest."
     from nbclient import NotebookClient
@@ -140,8 +151,7 @@ def execute(path:Path, timeout:int=1800):
     skip = [c for c in nb.cells if c.cell_type == 'code' and skipped(c, flags)]
     for c in skip: c.metadata.setdefault('tags', []).append(SKIP_TAG)
     t = time.time()
-    from probing_sota.pipeline import kernel_manager_class  # IPC sockets: no TCP warning from every kernel
-    try: NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=True, kernel_manager_class=kernel_manager_class(),
+    try: NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=True, kernel_manager_class=own_sockets(path),
                         resources={'metadata': {'path': str(path.parent)}}).execute()
     finally:
         for c in skip:
@@ -184,11 +194,16 @@ def run_all(paths:list[Path], jobs:int=1)->int:
     """Execute `paths`, `jobs` at a time (each in its own kernel). Above one job the kernels get one thread each: two
     kernels of two threads on two cores spin on each other. A failing notebook is named; the others still run."""
     from concurrent.futures import ThreadPoolExecutor
+    threads = os.environ.get('OMP_NUM_THREADS')
     if jobs > 1: os.environ['OMP_NUM_THREADS'] = '1'  # the kernels inherit it
     def one(p):
         try: execute(p); return None
         except Exception as e: return f"{p.name}: {type(e).__name__}: {str(e)[-2000:]}"
-    with ThreadPoolExecutor(max(1, jobs)) as pool: failed = [f for f in pool.map(one, paths) if f]
+    try:
+        with ThreadPoolExecutor(max(1, jobs)) as pool: failed = [f for f in pool.map(one, paths) if f]
+    finally:
+        if threads is None: os.environ.pop('OMP_NUM_THREADS', None)
+        else: os.environ['OMP_NUM_THREADS'] = threads
     for f in failed: print(f"nbs: failed: {f}", file=sys.stderr)
     return 1 if failed else 0
 
@@ -196,7 +211,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('command', choices=['run', 'check']); ap.add_argument('nbs', nargs='*')
     ap.add_argument('--jobs', type=int, default=1, help='notebooks executed at a time, each kernel on one thread when above 1')
-    a = ap.parse_args(argv)
+    a = ap.parse_intermixed_args(argv)  # `run --jobs 2 a.ipynb b.ipynb`
     paths = notebooks(a.nbs)
     if a.command == 'run': return run_all(paths, a.jobs)
     found = [m for p in paths for m in problems(p)]
