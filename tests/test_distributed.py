@@ -96,7 +96,8 @@ def test_a_killed_rank_is_named_and_the_rerun_resumes(tmp_path):
     assert d['p_true'].shape[0] == 8 and (d['draws'] == 1).all()
 
 def test_one_writer_per_run_folder(tmp_path):
-    args = ['run', '--runs', tmp_path, '--name', 'x', '--preset', 'tiny', '-p', 'device=cpu', '-p', 'train.epochs=4', '--stages', 'train']
+    # epochs enough to be still training when killed, however fast the machine (4 ended before the kill once)
+    args = ['run', '--runs', tmp_path, '--name', 'x', '--preset', 'tiny', '-p', 'device=cpu', '-p', 'train.epochs=200', '--stages', 'train']
     first = subprocess.Popen([str(EXE), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     lock = tmp_path/'x/.lock'
     t0 = time.time()
@@ -104,11 +105,12 @@ def test_one_writer_per_run_folder(tmp_path):
     holder = json.loads(lock.read_text())
     second = cli(*args)
     assert second.returncode == 2 and 'is in use by' in second.stderr and f"pid {holder['pid']}" in second.stderr, second.stderr
+    assert first.poll() is None, 'the first run ended before it could be killed'
     first.kill(); first.wait()  # killed: its lock stays behind, stale
     for p in psutil.process_iter(['cmdline']):  # and its kernel with it, as when a machine goes down
         if 'ipykernel_launcher' in ' '.join(p.info['cmdline'] or []) and p.ppid() == first.pid: p.kill()
     assert lock.exists()
-    third = cli(*args)
+    third = cli(*args[:-4], '-p', 'train.epochs=1', '--force', '--stages', 'train')  # a short run in its place
     assert third.returncode == 0, third.stderr[-2000:]
     assert 'took over the lock' in third.stdout + third.stderr and not lock.exists()
 
