@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_evaluate.ipynb #d24e10ce
 from __future__ import annotations
-import json, shutil
+import json
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
@@ -270,8 +270,8 @@ def _write_evaluation(pred:dict, data:ImageData, out:Path)->tuple[pd.DataFrame, 
     save_csv(pd.DataFrame({'label': range(len(data.classes)), 'name': data.classes}), out/'class_names.csv')
     save_csv(per_class, out/'per_class.csv'); save_csv(confused_pairs(cm, data.classes, 20), out/'confused_pairs.csv')
     save_json({**metrics, 'dataset': data.name, 'split': data.split}, out/'metrics.json')
-    for alias, src in [('test_predictions_finetuned.csv', 'predictions.csv'), ('confusion_matrix_finetuned.csv', 'confusion_matrix.csv')]:
-        shutil.copyfile(out/src, out/alias)  # the names the original scripts used
+    # the names the original scripts used, written as the files above are: by rank 0 alone (a copy on another rank raced it)
+    save_csv(table, out/'test_predictions_finetuned.csv'); save_csv(cm_df, out/'confusion_matrix_finetuned.csv', index=True)
     return table, metrics, cm
 
 # %% ../nbs/04_evaluate.ipynb #6cb38bd1
