@@ -67,6 +67,16 @@ def tiny_run(tiny_pipeline)->Path:
     "The shared tiny run's folder (read only)."
     return tiny_pipeline[0]
 
+def in_process(*args, cwd:Path, capsys, monkeypatch)->subprocess.CompletedProcess:
+    """`probing-sota ARGS` run by its entry point in this process, from `cwd`: what the command gives (code, stdout, stderr)
+    without an interpreter start and its imports, for checks that refuse before any kernel starts."""
+    from probing_sota.pipeline import main
+    monkeypatch.chdir(cwd); capsys.readouterr()
+    try: code = main([str(a) for a in args])
+    except SystemExit as e: code = e.code  # argparse's own refusals
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(['probing-sota', *map(str, args)], code, out, err)
+
 def copy_run(run:Path, dest:Path, drop=())->Path:
     "A copy of `run` at `dest` (file times kept) without the files or folders in `drop`."
     shutil.copytree(run, dest)

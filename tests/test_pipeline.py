@@ -3,7 +3,7 @@ import json, subprocess, sys
 from pathlib import Path
 import pandas as pd
 import pytest
-from conftest import TINY_RUN, copy_run
+from conftest import TINY_RUN, copy_run, in_process
 
 ROOT = Path(__file__).parent.parent
 EXE = Path(sys.executable).parent/'probing-sota'
@@ -11,16 +11,6 @@ TINY = ['--preset', 'tiny', '-p', 'device=cpu', '-p', 'train.n_train=128', '-p',
 
 def cli(*args, cwd=ROOT):
     return subprocess.run([str(EXE), *map(str, args)], capture_output=True, text=True, timeout=1200, cwd=cwd)
-
-def refused(*args, capsys, monkeypatch):
-    """`probing-sota ARGS` by its entry point in this process, from the repository (what `cli` gives, without an interpreter start and
-    its imports: the checks refuse before any kernel starts, so nothing else differs)."""
-    from probing_sota.pipeline import main
-    monkeypatch.chdir(ROOT); capsys.readouterr()
-    try: code = main([str(a) for a in args])
-    except SystemExit as e: code = e.code  # argparse's own refusals
-    out, err = capsys.readouterr()
-    return subprocess.CompletedProcess(['probing-sota', *map(str, args)], code, out, err)
 
 def state(run): return json.loads((run/'pipeline.json').read_text())
 
@@ -125,12 +115,12 @@ def test_remedies_trains_each_remedy_and_compares_it_with_the_base(tmp_path):
     (['--stages', 'train,trian'], "missing stage(s) trian"),
 ])
 def test_bad_parameters_are_refused_before_anything_runs(tmp_path, capsys, monkeypatch, args, message):
-    r = refused('run', '--runs', tmp_path, '--name', 'x', *args, capsys=capsys, monkeypatch=monkeypatch)
+    r = in_process('run', '--runs', tmp_path, '--name', 'x', *args, cwd=ROOT, capsys=capsys, monkeypatch=monkeypatch)
     assert r.returncode == 2 and message in r.stderr, r.stderr
     assert not (tmp_path/'x').exists()  # nothing was written
 
 def test_bad_config_files_and_folders(tmp_path, capsys, monkeypatch):
-    def command(*args): return refused(*args, capsys=capsys, monkeypatch=monkeypatch)
+    def command(*args): return in_process(*args, cwd=ROOT, capsys=capsys, monkeypatch=monkeypatch)
     bad = tmp_path/'bad.yaml'; bad.write_text("train:\n  epochs: 3\n lr: 1e-3\n")
     r = command('run', '--runs', tmp_path, '--config', bad)
     assert r.returncode == 2 and 'not valid YAML (line 3' in r.stderr

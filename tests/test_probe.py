@@ -9,6 +9,7 @@ from probing_sota.data import load_dataset, BatchTransform
 from probing_sota.models import load_model_file, run_model
 from probing_sota.evaluate import evaluate_stage
 from probing_sota.hard import hard_stage
+from conftest import in_process
 from probing_sota.cam import cam_stage
 from probing_sota.gallery import export_gallery_html
 from probing_sota.report import report_stage
@@ -95,11 +96,6 @@ def test_every_family_through_every_stage(tmp_path, family):
 
 EXE = Path(sys.executable).parent/'probing-sota'
 
-def in_process(*args, cwd, monkeypatch):
-    "`probing-sota ARGS` run by its entry point in this process, from `cwd`: no interpreter start, no imports to repeat."
-    from probing_sota.pipeline import main
-    monkeypatch.chdir(cwd); return main(list(args))
-
 def cli(*args, cwd):
     return subprocess.run([str(EXE), *args], cwd=cwd, capture_output=True, text=True, timeout=900)
 
@@ -177,9 +173,9 @@ def test_bad_input_fails_before_anything_is_written(tmp_path, monkeypatch, capsy
     elif make == 'empty': f.touch()
     elif make == 'truncated': torch.save(r18.state_dict(), tmp_path/'full.pt'); f.write_bytes((tmp_path/'full.pt').read_bytes()[:100_000])
     (tmp_path/'nine.txt').write_text('\n'.join(f'c{i}' for i in range(9)))
-    code = in_process('probe', '--weights', str(f), '--data', 'fashion_mnist', *flags, '--nbs', str(NBS), '--name', 'bad',
-                      cwd=tmp_path, monkeypatch=monkeypatch)
-    err = capsys.readouterr().err
+    r = in_process('probe', '--weights', str(f), '--data', 'fashion_mnist', *flags, '--nbs', str(NBS), '--name', 'bad',
+                   cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
+    code, err = r.returncode, r.stderr
     assert code == 2 and says in err, err[-2000:]
     assert 'training stage' not in err  # advice that fits a file the user brought
     assert not (tmp_path/'runs').exists()
@@ -189,11 +185,15 @@ def test_yaml_config_probes_a_file_through_run(tmp_path, monkeypatch, capsys):
     "stage 04's weights parameter makes `run --config` (and sweeps) probe a file: stages 04-10, no training stage."
     torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), tmp_path/'r18.pt')
     (tmp_path/'probe.yaml').write_text("evaluate:\n  weights: r18.pt\n  model_name: resnet18\n  dataset: fashion_mnist\n  input_size: 32\n")
-    assert in_process('run', '--config', 'probe.yaml', '--preset', 'tiny', '--dry-run', '--nbs', str(NBS), cwd=tmp_path, monkeypatch=monkeypatch) == 0
-    params = json.loads(capsys.readouterr().out)
+    r = in_process('run', '--config', 'probe.yaml', '--preset', 'tiny', '--dry-run', '--nbs', str(NBS), cwd=tmp_path, capsys=capsys,
+                   monkeypatch=monkeypatch)
+    assert r.returncode == 0
+    params = json.loads(r.stdout)
     assert params['evaluate']['weights'] == str(tmp_path/'r18.pt') and params['evaluate']['input_size'] == 32
-    assert in_process('run', '--config', 'probe.yaml', '--preset', 'tiny', '--stages', '3-5', '--nbs', str(NBS), cwd=tmp_path, monkeypatch=monkeypatch) == 2
-    assert 'no training stage' in capsys.readouterr().err and not (tmp_path/'runs').exists()
+    r = in_process('run', '--config', 'probe.yaml', '--preset', 'tiny', '--stages', '3-5', '--nbs', str(NBS), cwd=tmp_path, capsys=capsys,
+                   monkeypatch=monkeypatch)
+    assert r.returncode == 2
+    assert 'no training stage' in r.stderr and not (tmp_path/'runs').exists()
 
 def test_a_run_folder_probes_one_file(tmp_path):
     "Two files with one name do not share a run silently; a stage rerun marks every later stage stale, selected or not."
