@@ -261,9 +261,9 @@ def git_commit(package:str|Path|None=None, # the package folder (default: this p
               )->str|None:
     """The commit of the clone that `package` is part of (with `+dirty` if it has changes), or None when the package is not
     a clone's: an installed wheel has no commit, even in a site-packages that happens to lie inside another git repository."""
-    if package is None:
-        import probing_sota
-        package = Path(probing_sota.__file__).parent
+    if package is None:  # found, not imported: the same lookup from the module and from this notebook
+        from importlib.util import find_spec
+        package = Path(find_spec('probing_sota').origin).parent
     package = Path(package).resolve()
     top = _git(['rev-parse', '--show-toplevel'], package)
     if top is None or Path(top).resolve() != package.parent: return None

@@ -443,8 +443,10 @@ def kernel_manager_class():
     class IPCKernelManager(QuietShutdown):
         @default('transport')
         def _default_transport(self): return 'ipc'
-        def _ip_default(self):  # the sockets' files: in the temporary folder, named for this process (torchrun's ranks start kernels at once)
-            return os.path.join(tempfile.gettempdir(), f'probing-sota-kernel-{os.getpid()}-ipc')
+        def _ip_default(self):  # the sockets' files, in the temporary folder, named for this process and this manager: torchrun's
+            # ranks start kernels at once, and so may one process (jupyter_client numbers the files by those it finds, so two
+            # kernels started together under one name would bind the same sockets and read each other's messages)
+            return os.path.join(tempfile.gettempdir(), f'probing-sota-kernel-{os.getpid()}-{id(self):x}-ipc')
     return IPCKernelManager
 
 def _fmt_secs(s:float)->str: return f"{int(s // 60)}m{s % 60:04.1f}s" if s >= 60 else f"{s:.1f}s"

@@ -72,7 +72,7 @@ def test_only_the_shown_widgets_keep_their_state():
     assert set(N.widget_state(N.prune_widgets(nb))) == {'a', 'b'}
 
 def test_notebooks_run_at_once_each_in_its_own_kernel(tmp_path, capsys):
-    "`make nbs` runs notebooks side by side: each kernel has its own sockets (started in one process, they once shared them)."
+    "`make nbs` runs notebooks side by side: each kernel has its own sockets (the pipeline's kernel manager names them per manager)."
     paths = []
     for k in range(3):
         p = tmp_path/f'9{k}_side.ipynb'; paths.append(p)

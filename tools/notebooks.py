@@ -132,17 +132,6 @@ def finish(nb, path:Path):
     nb.metadata[KEY] = {'digest': digest(nb)}
     nbformat.write(nb, path)
 
-def own_sockets(path:Path):
-    """The pipeline's kernel manager (IPC sockets: no TCP warning from every kernel), its socket files named for the notebook too:
-    jupyter_client numbers them by the files it finds, so two kernels started at once in one process would bind the same ones
-    and read each other's messages ("Invalid Signature")."""
-    from probing_sota.pipeline import kernel_manager_class
-    base = kernel_manager_class()
-    if not hasattr(base, '_ip_default'): return base  # TCP (Windows): the ports are the operating system's to give
-    class OwnSockets(base):
-        def _ip_default(self): return f"{super()._ip_default()}-{path.stem}"
-    return OwnSockets
-
 def execute(path:Path, timeout:int=1800):
     "Run the notebook top to bottom in a fresh kernel (in nbs/), and write it back with its outputs and digest."
     from nbclient import NotebookClient
@@ -151,7 +140,8 @@ def execute(path:Path, timeout:int=1800):
     skip = [c for c in nb.cells if c.cell_type == 'code' and skipped(c, flags)]
     for c in skip: c.metadata.setdefault('tags', []).append(SKIP_TAG)
     t = time.time()
-    try: NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=True, kernel_manager_class=own_sockets(path),
+    from probing_sota.pipeline import kernel_manager_class  # IPC sockets, each kernel its own: notebooks may run side by side
+    try: NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=True, kernel_manager_class=kernel_manager_class(),
                         resources={'metadata': {'path': str(path.parent)}}).execute()
     finally:
         for c in skip:
