@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
-from .core import (ProbingError, ConfigError, check_choice, get_device, seed_everything, save_csv, save_json, save_figure, run_params,
+from .core import (ProbingError, ConfigError, DataNotFoundError, check_choice, get_device, seed_everything, save_csv, save_json, save_figure, run_params,
                                Timings, save_timings)
 from .data import ImageData, load_dataset, stratified_subset, stratified_split, train_val_split, resize_images
 from .models import run_model, run_data
@@ -703,7 +703,12 @@ def baselines_stage(run_dir, # a run directory (trained; evaluated for the compa
     ks, lrs, regs = parse_list(knn_ks, int, 'knn_ks'), parse_list(lrs, float, 'lrs'), parse_list(regs, float, 'regs')
     run_dir = Path(run_dir); out = run_dir/'baselines'; figs = run_dir/'figures'
     clock = Timings()
-    with clock('load data'): train, test, ref = stage_data(run_dir, n_train, n_test, seed)
+    try:
+        with clock('load data'): train, test, ref = stage_data(run_dir, n_train, n_test, seed)
+    except DataNotFoundError as e:
+        if not run_params(run_dir).get('probe'): raise
+        log(f"note: no baselines: {e} The baselines train from scratch, so a probe of a folder without split folders has "
+            "nothing to train them on (a train/ and a test/ or val/ folder would give them one)."); return pd.DataFrame()
     if knn_k is not None and 'knn' in names: check_k(knn_k, len(train))
     shutil.rmtree(out, ignore_errors=True)  # the stage owns baselines/: nothing from an earlier call with other models survives
     for f in BASELINE_FIGURES: (figs/f).unlink(missing_ok=True)

@@ -19,12 +19,12 @@ __all__ = ['SYNTHETIC_SHAPES', 'SYSTEM_DATA_DIRS', 'DEFAULT_CACHE', 'FASHION_MNI
            'SPLIT_DIRS', 'IGNORED_DIRS', 'DECODER_VERSION', 'DATASETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ImageData',
            'make_synthetic', 'read_idx', 'read_cifar_pickle', 'search_roots', 'download_root', 'offline',
            'find_mnist_files', 'folder_layout', 'empty_class_folders', 'list_image_folder', 'BadImage', 'decode_image',
-           'write_image_folder', 'plant_bad_files', 'image_cache_dir', 'cache_key', 'decode_all', 'BadImagesError',
-           'reason_kind', 'FolderCache', 'folder_digest', 'cache_image_folder', 'CachedImages', 'record_skipped',
-           'stratified_split', 'stratified_subset', 'train_val_split', 'DatasetSpec', 'register_dataset',
-           'load_dataset', 'dataset_classes', 'write_cifar_folder', 'resize_images', 'Augment', 'sample_transform',
-           'denormalize', 'to_display', 'BatchTransform', 'show_images', 'mix_batch', 'parse_bytes', 'memory_budget',
-           'epoch_order', 'DeviceLoader']
+           'write_image_folder', 'plant_bad_files', 'imagenet_photos', 'write_imagenet_photos', 'image_cache_dir',
+           'cache_key', 'decode_all', 'BadImagesError', 'reason_kind', 'FolderCache', 'folder_digest',
+           'cache_image_folder', 'CachedImages', 'record_skipped', 'stratified_split', 'stratified_subset',
+           'train_val_split', 'DatasetSpec', 'register_dataset', 'load_dataset', 'dataset_classes',
+           'write_cifar_folder', 'resize_images', 'Augment', 'sample_transform', 'denormalize', 'to_display',
+           'BatchTransform', 'show_images', 'mix_batch', 'parse_bytes', 'memory_budget', 'epoch_order', 'DeviceLoader']
 
 # %% ../nbs/01_data.ipynb #4256327c
 @dataclass
@@ -358,6 +358,27 @@ def plant_bad_files(folder:str|Path, # a class folder of an image folder, e.g. r
     os.symlink(d, d/'loop', target_is_directory=True)  # walked once: its files are the folder's own
     return pd.DataFrame(rows).assign(path=lambda t: [str(d/n) for n in t.name])[['path', 'kind', 'what']]
 
+# %% ../nbs/01_data.ipynb #b62b6b60
+def imagenet_photos()->list[tuple[Path, int]]:
+    "The real ImageNet validation photos in the `foolbox` wheel, as (file, ImageNet output index)."
+    try: import foolbox
+    except ImportError: raise DataNotFoundError("The ImageNet sample photos come with the foolbox wheel: pip install foolbox") from None
+    files = sorted((Path(foolbox.__file__).parent/'data').glob('imagenet_*.jpg'))
+    return [(f, int(f.stem.split('_')[-1])) for f in files]
+
+def write_imagenet_photos(root:str|Path, # the folder to write into (one sub-folder per class)
+                          layout:str='wnid', # folder names: 'wnid' (n01440764), 'index' (0…999, ImageNet-V2) or 'name' (tench)
+                          split_dir:str|None=None, # e.g. 'val': write under root/split_dir/<class>/
+                         )->Path:
+    "Copy the sample ImageNet photos into class folders named as ImageNet's variants name them."
+    from timm.data import ImageNetInfo
+    info, base = ImageNetInfo('imagenet-1k'), Path(root)/(split_dir or '')
+    folder = {'wnid': info.index_to_label_name, 'index': str,
+              'name': lambda i: info.index_to_description(i).split(',')[0].strip()}[check_choice(layout, ['wnid', 'index', 'name'], 'layout')]
+    for f, label in imagenet_photos():
+        d = base/folder(label); d.mkdir(parents=True, exist_ok=True); shutil.copyfile(f, d/f.name)
+    return Path(root)
+
 # %% ../nbs/01_data.ipynb #a5f54b14
 DECODER_VERSION = 1  # bump when decoding changes, so old caches are not reused
 def image_cache_dir()->Path:
@@ -542,7 +563,9 @@ def _read_imagefolder(root:Path, split:str, image_size:int=224, test_fraction:fl
         if not (fc.files.reason == '').any(): return None
         raise DataNotFoundError(f"None of the {int((fc.files.reason == '').sum())} image files under {root} can be read: "
                                 f"see the reasons in {fc.path/'decoded.csv'}.")
-    if (ok.split == '').all():  # one tree: split here, stratified, the same way for every stage
+    if (ok.split == '').all() and test_fraction >= 1:  # a probe's folder: every image is a test image
+        if split == 'train': raise DataNotFoundError(f"{root} has no training split: a probe reads its one tree as test images only.")
+    elif (ok.split == '').all():  # one tree: split here, stratified, the same way for every stage
         tr, te = stratified_split(ok.label.values, test_fraction, seed)
         ok = ok.iloc[tr if split == 'train' else te]
     else: ok = ok[ok.split == split]

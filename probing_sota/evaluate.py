@@ -13,27 +13,27 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from .core import (Timings, save_timings, ProbingError, ConfigError, get_device, save_csv, save_json, save_npy, save_text, save_figure, run_params, save_embeddings,
                                prepare_run_dir, load_checkpoint, init_distributed, gather_rows, shared_by_ranks)
 from .data import load_dataset, dataset_classes, record_skipped, stratified_subset, DeviceLoader, BatchTransform, ImageData
-from .models import last_linear, model_from_checkpoint, ModelInfo, run_model, run_data, load_model_file, checkpoint_model
+from .models import (last_linear, model_from_checkpoint, ModelInfo, run_model, run_data, load_model_file, checkpoint_model, capturing,
+                     full_outputs, describe_space)
 
 # %% auto #0
-__all__ = ['NO_TEST_IMAGES', 'NEVER_PREDICTED', 'EVAL_FILES', 'capturing_inputs', 'predict', 'embedding_layer',
+__all__ = ['NO_TEST_IMAGES', 'NEVER_PREDICTED', 'EVAL_FILES', 'pooled_cpu', 'top1_cpu', 'predict', 'embedding_layer',
            'prediction_table', 'calibration_bins', 'expected_calibration_error', 'classification_metrics',
            'classification_report_text', 'row_shares', 'plot_confusion', 'confused_pairs', 'plot_reliability',
-           'evaluate_model', 'adopt_model', 'stage_model', 'evaluate_stage']
+           'evaluate_model', 'adopt_model', 'stage_model', 'evaluate_stage', 'outside_columns', 'outside_metrics',
+           'outside_predictions']
 
 # %% ../nbs/04_evaluate.ipynb #6c006cab
-@contextmanager
-def capturing_inputs(model:nn.Module, layer:str|None):
-    "Yields a list to which the input of module `layer` is appended at every forward pass (float16 on the CPU, B×D)."
-    store = []
-    if not layer: yield store; return
-    def grab(m, args):
-        x = args[0].detach()
-        if x.ndim > 2: x = x.flatten(2).mean(2) if x.ndim == 4 else x.flatten(1)  # a map is pooled, anything else flattened
-        store.append(x.to('cpu', torch.float16))
-    h = model.get_submodule(layer).register_forward_pre_hook(grab)
-    try: yield store
-    finally: h.remove()
+def pooled_cpu(x:torch.Tensor)->torch.Tensor:
+    "A layer's input as B×D float16 on the CPU: a map is pooled, anything else flattened."
+    x = x.detach()
+    if x.ndim > 2: x = x.flatten(2).mean(2) if x.ndim == 4 else x.flatten(1)
+    return x.to('cpu', torch.float16)
+
+def top1_cpu(logits:torch.Tensor)->torch.Tensor:
+    "Each row's top output and its softmax probability over every output, as B×2 float64 on the CPU (index, probability)."
+    p, i = logits.detach().float().softmax(-1).max(-1)
+    return torch.stack([i.double(), p.double()], 1).cpu()
 
 @torch.no_grad()
 def predict(model:nn.Module, # any classifier: images in, logits out
@@ -43,18 +43,19 @@ def predict(model:nn.Module, # any classifier: images in, logits out
             tta:bool=False, # also predict on the flipped images and average the probabilities?
             bf16:bool|None=None, # bf16 autocast (default: on CUDA)
             embed:str|None=None, # also keep the input of this module (the head: `embedding_layer`) as 'embeddings'
+            full:str|None=None, # also keep the top-1 of this module's output (a stock head's every output: `full_outputs`)
            )->dict:
-    "Run `model` over `data`: logits, probabilities (TTA-averaged if asked), with TTA the plain predictions, and embeddings."
+    "Run `model` over `data`: logits, probabilities (TTA-averaged if asked), with TTA the plain predictions, embeddings, full top-1."
     dev = get_device(device); bf16 = dev.type == 'cuda' if bf16 is None else bf16  # under torchrun: each rank its share, then gathered
     model = model.to(dev, memory_format=torch.channels_last).eval()  # 2-3x faster on CPU for depthwise convs, and what tensor cores want
     logits, flip_logits = [], []
-    with capturing_inputs(model, embed) as embeddings:
+    with capturing(model, embed, keep=pooled_cpu) as embeddings, capturing(model, full, 'output', top1_cpu) as tops:
         for x, _, _ in DeviceLoader(data, transform, batch_size, device=dev, shard=True):
             x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
                 logits.append(model(x).float())
                 if tta:
-                    with capturing_inputs(model, None): flip_logits.append(model(x.flip(-1)).float())
+                    with embeddings.paused(), tops.paused(): flip_logits.append(model(x.flip(-1)).float())
     n, cat = len(data), lambda ts, like: torch.cat(ts) if ts else like  # a rank may have no share of a tiny split
     logits = gather_rows(cat(logits, torch.zeros(0, data.num_classes, device=dev)), n)
     if logits.ndim != 2 or logits.shape[1] != data.num_classes:
@@ -67,6 +68,7 @@ def predict(model:nn.Module, # any classifier: images in, logits out
                            "its weights are damaged or training diverged; use model/best.pt or retrain.")
     probs = logits.softmax(-1); out = {'logits': logits.cpu(), 'probs': probs.cpu()}
     if embed: out['embeddings'] = gather_rows(torch.cat(embeddings), n)
+    if full: top = gather_rows(cat(tops, torch.zeros(0, 2, dtype=torch.float64)), n); out.update(top1_output=top[:, 0].long(), top1_output_prob=top[:, 1])
     if tta:
         probs_tta = (probs + gather_rows(torch.cat(flip_logits), n).softmax(-1))/2
         out.update(probs=probs_tta.cpu(), plain_pred=probs.argmax(-1).cpu())
@@ -239,9 +241,10 @@ def evaluate_model(model:nn.Module, # the classifier
                           "(check data_root and n_test).")
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True); clock = clock or Timings()
     layer = _embedding_layer_or_none(model, info, embed_layer)
-    with clock('predict'): pred = predict(model, data, tf, batch_size, device, tta, embed=layer)
+    space = info.label_space if info is not None else {}
+    with clock('predict'): pred = predict(model, data, tf, batch_size, device, tta, embed=layer, full=full_outputs(info) if space else None)
     with clock('metrics and files'):
-        table, metrics, cm = _write_evaluation(pred, data, out)
+        table, metrics, cm = _write_evaluation(pred, data, out, space)
         if layer: save_embeddings(out, 'test', pred['embeddings'], layer)
     if figures:
         with clock('figures'):
@@ -259,10 +262,13 @@ def _embedding_layer_or_none(model, info, layer):
         if layer: raise
         print(f"note: no embeddings kept: {e}"); return None
 
-def _write_evaluation(pred:dict, data:ImageData, out:Path)->tuple[pd.DataFrame, dict, np.ndarray]:
+def _write_evaluation(pred:dict, data:ImageData, out:Path, space:dict|None=None)->tuple[pd.DataFrame, dict, np.ndarray]:
     "The prediction table, the metrics and every evaluation file but the figures."
     table = prediction_table(pred['probs'], data.labels, data.index, data.classes, pred.get('plain_pred'))
     metrics, per_class, cm = classification_metrics(table, data.classes)
+    if space:
+        table = outside_columns(table, space, pred['top1_output'].numpy(), pred['top1_output_prob'].numpy())
+        metrics.update(outside_metrics(table, space)); save_csv(outside_predictions(table, space), out/'outside_dataset.csv')
     save_csv(table, out/'predictions.csv'); save_npy(pred['probs'].numpy().astype(np.float32), out/'probs.npy')
     cm_df = pd.DataFrame(cm, index=pd.Index(data.classes, name='true'), columns=data.classes)
     save_csv(cm_df, out/'confusion_matrix.csv', index=True)
@@ -291,6 +297,7 @@ def adopt_model(run_dir, # the run directory that will probe the model
                 dataset:str, data_root=None, # that data, as in `load_dataset`
                 model_name:str|None=None, classes_file:str|None=None, input_size:int|None=None, mean:str|None=None,
                 std:str|None=None, crop_pct:float|None=None, layer:str|None=None,
+                mapping:str|None=None, # a file mapping each class to the model's outputs (see `models.read_mapping`)
                 params:dict|None=None, # the stage's parameters, recorded in config.json
                )->tuple[nn.Module, ModelInfo]:
     "Load a model file and make it the run's model: `model/best.pt` and a `config.json` saying where it came from."
@@ -299,10 +306,11 @@ def adopt_model(run_dir, # the run directory that will probe the model
         raise ConfigError(f"{run_dir} holds a model trained by its training stage: probe the file into another run "
                           "(another --name), so that neither result overwrites the other.")
     model, info = load_model_file(weights, model_name, classes, classes_file, input_size, _triple(mean, 'mean'), _triple(std, 'std'),
-                                  crop_pct, layer)  # every check happens here, before anything is written
+                                  crop_pct, layer, mapping)  # every check happens here, before anything is written
     root = str(Path(data_root).absolute()) if data_root is not None else None
     prepare_run_dir(run_dir, {**(params or {}), 'dataset': dataset, 'data_root': root, 'model_name': info.arch, 'input_size': info.input_size,
-                              'model_origin': info.origin}, exist='resume')
+                              'model_origin': info.origin,
+                              'probe': True}, exist='resume')  # a probe trains nothing: an image folder's one tree is all test images
     checkpoint_model(model, info, ck)
     return model, info
 
@@ -313,7 +321,7 @@ def stage_model(run_dir, # a run directory with a model (trained by stage 03), o
                 seed:int=0,
                 weights:str|None=None, # a model file to probe instead (see `adopt_model`)
                 on_bad_image:str='skip', # image folders: skip unreadable files (listed in skipped_files.csv) or 'error'
-                **probe_kw, # model_name, classes_file, input_size, mean, std, crop_pct, layer: how to read that file
+                **probe_kw, # model_name, classes_file, mapping, input_size, mean, std, crop_pct, layer: how to read that file
                )->tuple[nn.Module, ModelInfo, ImageData]:
     "The stage's model and test split: the run's own model, or the model file `weights` made the run's model."
     run_dir = Path(run_dir); cfg = run_params(run_dir)
@@ -327,7 +335,7 @@ def stage_model(run_dir, # a run directory with a model (trained by stage 03), o
         params = dict(dataset=dataset, data_root=str(data_root) if data_root else None, n_test=n_test, weights=str(Path(weights).absolute()),
                       on_bad_image=on_bad_image, **probe_kw)
         model, info = adopt_model(run_dir, weights, dataset_classes(dataset, data_root), dataset, data_root, params=params, **probe_kw)
-    src = {'dataset': dataset, 'data_root': data_root, 'on_bad_image': on_bad_image}
+    src = {'dataset': dataset, 'data_root': data_root, 'on_bad_image': on_bad_image, 'probe': cfg.get('probe') or weights is not None}
     data = stratified_subset(run_data(src, 'test', info), n_test, seed)  # an image folder: decoded at the model's size
     record_skipped(run_dir, data)
     return model, info, data
@@ -347,3 +355,31 @@ def evaluate_stage(run_dir, # a run directory with a model (trained by stage 03)
                                 embed_layer=embed_layer)
     save_timings(run_dir, 'evaluate', clock)
     return metrics
+
+# %% ../nbs/04_evaluate.ipynb #6e21fda0
+def outside_columns(table:pd.DataFrame, # the prediction table (mapped predictions)
+                    space:dict, # the model's label space (`ModelInfo.label_space`)
+                    top1:np.ndarray, prob:np.ndarray, # each image's top output over all outputs, and its probability
+                   )->pd.DataFrame:
+    "The prediction table with the unrestricted top-1 beside the mapped prediction: its output, name, probability, in the dataset?"
+    owner = {o: j for j, outs in enumerate(space['outputs']) for o in outs}; names = space.get('output_names') or []
+    top1 = np.asarray(top1, np.int64); cls = np.array([owner.get(int(o), -1) for o in top1])
+    return table.assign(top1_output=top1, top1_output_name=[names[o] if names else str(o) for o in top1],
+                        top1_output_prob=np.asarray(prob, float), top1_in_dataset=cls >= 0,
+                        correct_all_outputs=cls == table.label.to_numpy())
+
+def outside_metrics(table:pd.DataFrame, space:dict)->dict:
+    "How often the unrestricted top-1 is outside the dataset, and the accuracy over every output."
+    return {'label_space': describe_space(space), 'n_outputs': space['n_outputs'], 'matched_by': space['matched_by'],
+            'accuracy_all_outputs': float(table.correct_all_outputs.mean()), 'outside_rate': float((~table.top1_in_dataset).mean()),
+            'outside_n': int((~table.top1_in_dataset).sum())}
+
+def outside_predictions(table:pd.DataFrame, space:dict)->pd.DataFrame:
+    "The outputs outside the dataset that were the top-1, most frequent first: how often, and for which true classes."
+    ids = space.get('output_ids') or []; out = table[~table.top1_in_dataset]
+    rows = [{'output': int(o), 'name': g.top1_output_name.iloc[0], 'wordnet_id': ids[o] if ids else '', 'count': len(g),
+             'share_of_test': len(g)/max(len(table), 1), 'mean_probability': g.top1_output_prob.mean(),
+             'true_classes': ', '.join(f'{c} ({n})' for c, n in g.label_name.value_counts().head(3).items())}
+            for o, g in out.groupby('top1_output')]
+    cols = ['output', 'name', 'wordnet_id', 'count', 'share_of_test', 'mean_probability', 'true_classes']
+    return pd.DataFrame(rows, columns=cols).sort_values(['count', 'output'], ascending=[False, True], ignore_index=True)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import os, re, math, inspect, pickle, zipfile, warnings, importlib
 from functools import partial
+from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -23,8 +24,10 @@ __all__ = ['MODELS', 'LIVE_MODELS', 'STRATEGIES', 'ModelSpec', 'register_model',
            'set_num_classes', 'replace_head', 'create_model', 'imagenet_classes', 'predict_topk', 'checkpoint_model',
            'model_from_checkpoint', 'run_model', 'decode_size', 'run_data', 'pickled_classes', 'WeightsFile',
            'harmless_globals', 'unwrap_state_dict', 'read_weights', 'strip_prefixes', 'arch_candidates',
-           'read_class_names', 'class_order', 'reorder_head', 'load_model_file', 'weights_crop_pct', 'describe_layer',
-           'phase_strategy', 'freeze', 'train_mode', 'param_summary']
+           'read_class_names', 'class_order', 'reorder_head', 'imagenet_subset', 'imagenet_outputs', 'read_mapping',
+           'label_space', 'MappedHead', 'map_head', 'full_outputs', 'adapt_head', 'describe_space', 'load_model_file',
+           'weights_crop_pct', 'describe_layer', 'Captured', 'StopForward', 'capturing', 'phase_strategy', 'freeze',
+           'train_mode', 'param_summary']
 
 # %% ../nbs/02_models.ipynb #922d6322
 @dataclass
@@ -277,6 +280,7 @@ class ModelInfo:
     crop_pct: float = 1.0 # resize to input_size/crop_pct, then centre-crop (1.0: resize only, how models are trained here)
     layout: str = 'nchw' # how the CAM layer's output is laid out: 'nchw', 'nhwc' (Swin) or 'tokens' (ViT)
     origin: dict = field(default_factory=dict) # for a model brought by the user: file, sha256, format, what was adapted
+    label_space: dict = field(default_factory=dict) # how the dataset's classes map to more outputs (see `label_space`); {}: one each
     def transform(self, train:bool=False, **kw)->BatchTransform:
         "The batched transform this model wants (see `data.BatchTransform`)."
         return BatchTransform(self.input_size, self.mean, self.std, train=train, crop_pct=self.crop_pct, **kw)
@@ -373,9 +377,11 @@ def model_from_checkpoint(path:str|Path, # a checkpoint written by `checkpoint_m
     known = {k: meta[k] for k in ModelInfo.__dataclass_fields__ if k in meta}
     info = ModelInfo(**{**known, 'mean': tuple(meta['mean']), 'std': tuple(meta['std'])})
     spec = get_spec(info.arch)
-    model = set_num_classes(_build(spec, info.input_size), spec, info.num_classes)  # the info is the checkpoint's: no probe pass
+    n_out = info.label_space['n_outputs'] if info.label_space else info.num_classes  # a stock head keeps all its outputs
+    model = set_num_classes(_build(spec, info.input_size), spec, n_out)  # the info is the checkpoint's: no probe pass
     try: model.load_state_dict(ck['state_dict'])
     except RuntimeError as e: raise CheckpointError(f"{path} does not fit a {info.arch} ({str(e).splitlines()[0][:160]}).") from None
+    if info.label_space: map_head(model, info.head, info.label_space)  # a stock model probed on a subset of its classes
     return model.to(device), info
 
 LIVE_MODELS = {} # run directory -> (model, info): models probed from memory (`pipeline.probe`), which no file can rebuild
@@ -410,8 +416,9 @@ def run_data(cfg:dict, # the run's parameters (`run_params`): dataset, data_root
     "A split of the run's dataset; an image folder decoded at the model's size (one cache for every stage)."
     from probing_sota.data import load_dataset
     if not cfg.get('dataset'): raise ConfigError("No dataset recorded for this run: pass dataset= (fashion_mnist, cifar10, imagefolder ...).")
-    if cfg['dataset'] == 'imagefolder':
-        kw = {'image_size': image_size or decode_size(info), 'on_bad_image': cfg.get('on_bad_image') or 'skip', **kw}
+    if cfg['dataset'] == 'imagefolder':  # a probe trains nothing: a folder without split folders is all test images
+        kw = {'image_size': image_size or decode_size(info), 'on_bad_image': cfg.get('on_bad_image') or 'skip',
+              **({'test_fraction': 1.0} if cfg.get('probe') else {}), **kw}
     return load_dataset(cfg['dataset'], split, data_root=cfg.get('data_root'), **kw)
 
 # %% ../nbs/02_models.ipynb #01e9b4ed
@@ -597,6 +604,164 @@ def reorder_head(model:nn.Module, head:str, order:list[int])->nn.Module:
         if lin.bias is not None: lin.bias.copy_(lin.bias[order].clone())
     return model
 
+# %% ../nbs/02_models.ipynb #a213f5ba
+def imagenet_subset(n_out:int)->str|None:
+    "The ImageNet label set a head of `n_out` outputs scores ('imagenet-1k', -12k, -21k, -22k), by timm's rule; None for other sizes."
+    from timm.data import infer_imagenet_subset
+    return infer_imagenet_subset({'num_classes': n_out})
+
+def imagenet_outputs(n_out:int)->tuple[list[str], list[str]]|None:
+    "(names, WordNet ids) of an ImageNet head's outputs, from timm's `ImageNetInfo`; None for a head of another size."
+    from timm.data import ImageNetInfo
+    if (subset := imagenet_subset(n_out)) is None: return None
+    info = ImageNetInfo(subset)
+    return ([info.index_to_description(i).split(',')[0].strip() for i in range(n_out)],
+            [info.index_to_label_name(i) for i in range(n_out)])
+
+def _norm(name:str)->str: return re.sub(r'[\s_\-]+', ' ', str(name).strip().lower())
+
+def _lemmas(n_out:int)->dict:
+    "Every ImageNet synonym (normalised) -> the outputs it names ('crane' names two)."
+    from timm.data import ImageNetInfo
+    info, out = ImageNetInfo(imagenet_subset(n_out)), {}
+    for i in range(n_out):
+        for lemma in info.index_to_description(i).split(','): out.setdefault(_norm(lemma), []).append(i)
+    return out
+
+def read_mapping(source:dict|str|Path)->dict:
+    "{class: [outputs]} from a dict, a YAML file (`dog: [n02085620, n02085782]`) or a CSV of `class,output` rows."
+    if isinstance(source, dict): raw = source
+    else:
+        p = Path(source).expanduser()
+        if not p.is_file(): raise ConfigError(f"No mapping file at {p}: give a YAML file (class: [output, ...]) or a CSV of class,output rows.")
+        if p.suffix.lower() in ('.csv', '.tsv'):
+            df = pd.read_csv(p, sep=None, engine='python', dtype=str)
+            if len(df.columns) < 2: raise ConfigError(f"{p} needs two columns, class and output (one row per output of a class).")
+            raw = {}
+            for c, o in zip(df.iloc[:, 0], df.iloc[:, 1]): raw.setdefault(str(c).strip(), []).append(str(o).strip())
+        else:
+            import yaml
+            try: raw = yaml.safe_load(p.read_text())
+            except yaml.YAMLError as e: raise ConfigError(f"{p} is not valid YAML ({str(e).splitlines()[0]}): write one `class: [output, ...]` per line.") from None
+            if not isinstance(raw, dict): raise ConfigError(f"{p} should map each class to its outputs (`dog: [n02085620, n02085782]`), not hold a {type(raw).__name__}.")
+    return {str(k): [str(o) for o in (v if isinstance(v, (list, tuple)) else [v])] for k, v in raw.items()}
+
+def _output_index(token:str, n_out:int, names:list|None, ids:list|None, lemmas:dict|None)->list[int]:
+    "The outputs a mapping's token names: an index, a WordNet id, an output name, or (ImageNet) any synonym of one."
+    if re.fullmatch(r'\d+', token) and int(token) < n_out: return [int(token)]
+    for known in (ids, names):
+        if known and (hit := [i for i, n in enumerate(known) if n == token]): return hit
+    if names and (hit := [i for i, n in enumerate(names) if _norm(n) == _norm(token)]): return hit
+    return (lemmas or {}).get(_norm(token), [])
+
+def label_space(classes:list, # the dataset's classes, in label order
+                n_out:int, # the model's outputs
+                names:list|None=None, # the outputs' names, in order (a classes file, or ImageNet's)
+                ids:list|None=None, # the outputs' WordNet ids, if they have them (ImageNet heads)
+                mapping:dict|None=None, # {class: [outputs]}, each output an index, id or name (see `read_mapping`)
+               )->dict|None:
+    "How the dataset's classes map to the model's outputs: None when output j is class j; else {'outputs': [[...] per class], ...}."
+    classes = [str(c) for c in classes]; imagenet = ids is not None and imagenet_subset(n_out) is not None
+    lemmas = _lemmas(n_out) if imagenet else None
+    if mapping is not None:
+        how, found = 'mapping file', {c: [i for t in mapping[c] for i in _pick(t, n_out, names, ids, lemmas, c)] for c in classes if c in mapping}
+    elif all(re.fullmatch(r'\d+', c) for c in classes) and (n_out != len(classes) or imagenet) and max(map(int, classes)) < n_out:
+        how, found = 'output index', {c: [int(c)] for c in classes}  # ImageNet-V2's folders 0…999: read as numbers, not sorted as strings
+    elif ids is not None and all(c in ids for c in classes): how, found = 'WordNet id', {c: [ids.index(c)] for c in classes}
+    elif names is not None and n_out != len(classes):
+        how, found = 'name', {c: _pick(c, n_out, names, None, lemmas, c) for c in classes}
+        found = {c: o for c, o in found.items() if o}
+    elif n_out == len(classes): return None
+    else:
+        raise CheckpointError(f"The model has {n_out} outputs but the dataset has {len(classes)} classes ({', '.join(classes[:8])}"
+                              f"{'…' if len(classes) > 8 else ''}) and nothing says which output scores which class: pass --classes, a file "
+                              f"of the model's {n_out} output names in order, or --mapping, a file of class: [outputs].")
+    return _checked_space(classes, found, n_out, names, ids, how)
+
+def _pick(token, n_out, names, ids, lemmas, cls)->list[int]:
+    hit = _output_index(str(token), n_out, names, ids, lemmas)
+    if len(hit) > 1:
+        which = ', '.join(f"{i}" + (f" {ids[i]}" if ids else '') + (f" ({names[i]})" if names else '') for i in hit)
+        raise ConfigError(f"{token!r} (class {cls!r}) names {len(hit)} of the model's outputs: {which}. Name the class by "
+                          f"{'its WordNet id or ' if ids else ''}its output index, or map it in a --mapping file.")
+    return hit
+
+def _checked_space(classes, found, n_out, names, ids, how)->dict:
+    "The label space, after checking every class has an output and no output scores two classes."
+    lost, owner, problems = [c for c in classes if not found.get(c)], {}, []
+    for c in classes:
+        for o in found.get(c, []): owner.setdefault(o, []).append(c)
+    twice = {o: cs for o, cs in owner.items() if len(cs) > 1}
+    if lost:
+        problems.append(f"{len(lost)} of the dataset's {len(classes)} classes map to no output of the model (matched by {how}): "
+                        f"{', '.join(lost[:20])}{'…' if len(lost) > 20 else ''}. Name them as the model's outputs (names file "
+                        "--classes), by WordNet id, or list their outputs in a --mapping file.")
+    if twice:
+        desc = '; '.join(f"output {o}{f' ({names[o]})' if names else ''} by {', '.join(map(repr, cs))}" for o, cs in list(twice.items())[:10])
+        problems.append(f"{len(twice)} outputs are named twice, so one output would score two classes: {desc}. Each output may "
+                        "score one class: fix the mapping.")
+    if problems: raise ConfigError('\n'.join(problems))
+    outputs = [found[c] for c in classes]
+    if n_out == len(classes) and outputs == [[i] for i in range(n_out)]: return None
+    return {'outputs': outputs, 'n_outputs': n_out, 'matched_by': how, 'output_names': list(names) if names else [],
+            'output_ids': list(ids) if ids else []}
+
+class MappedHead(nn.Linear):
+    "The model's own linear head (same weights, same state_dict), scoring the dataset's classes from the outputs that map to them."
+    def __init__(self, linear:nn.Linear, # the head, with every output
+                 outputs:list, # for each dataset class, the outputs that score it
+                ):
+        nn.Module.__init__(self)
+        self.in_features, self.out_features, self.weight, self.bias = linear.in_features, linear.out_features, linear.weight, linear.bias
+        self.outputs = nn.Identity()  # its output is every output's logit: a hook there sees the unrestricted prediction
+        width = max(map(len, outputs))
+        self.register_buffer('index', torch.tensor([o + o[:1]*(width - len(o)) for o in outputs]), persistent=False)
+        self.register_buffer('padding', torch.tensor([[j >= len(o) for j in range(width)] for o in outputs]), persistent=False)
+    def forward(self, x:torch.Tensor)->torch.Tensor:
+        "Each class's logit: its output's, or the log-sum-exp of its outputs' (so its softmax is their probabilities summed)."
+        picked = self.outputs(super().forward(x))[..., self.index]
+        if picked.shape[-1] == 1: return picked[..., 0]
+        return picked.masked_fill(self.padding, float('-inf')).logsumexp(-1)
+    def extra_repr(self)->str: return f"{super().extra_repr()}, classes={len(self.index)}"
+
+def map_head(model:nn.Module, head:str, space:dict|None)->nn.Module:
+    "Put a `MappedHead` at module path `head` for the label space `space` (nothing when it is None or empty)."
+    if not space: return model
+    old = model.get_submodule(head)
+    if not isinstance(old, nn.Linear): raise ConfigError(f"The head {head!r} is a {type(old).__name__}, not nn.Linear: a label space needs a linear head.")
+    parent, _, attr = head.rpartition('.')
+    setattr(model.get_submodule(parent) if parent else model, attr, MappedHead(old, space['outputs']))
+    return model
+
+def full_outputs(info)->str|None:
+    "The module whose output is every output's logit, for a model with a label space (None: its outputs are the classes)."
+    return f'{info.head}.outputs' if info.label_space else None
+
+def adapt_head(model:nn.Module, head:str, # the model and its head's module path
+               classes:list, # the dataset's classes, in label order
+               names:list|None=None, # the outputs' names in order (a classes file; None: ImageNet's for an ImageNet head)
+               mapping:dict|str|Path|None=None, # a mapping file or dict (see `read_mapping`)
+               names_given:bool=False, # did the user give `names` (a classes file), rather than a checkpoint recording them?
+              )->tuple[dict|None, list|None]:
+    "Make `model` score the dataset's classes: rows reordered (same classes, another order) or a `MappedHead`. (label space, order)."
+    n_out = model.get_submodule(head).out_features; classes = [str(c) for c in classes]
+    if mapping is None and names and n_out == len(classes) and names != classes and (names_given or set(names) == set(classes)):
+        order = class_order(names, classes); reorder_head(model, head, order); return None, order
+    known = imagenet_outputs(n_out)
+    space = label_space(classes, n_out, names or (known[0] if known else None), known[1] if known else None,
+                        read_mapping(mapping) if mapping is not None else None)
+    if space and space['matched_by'] == 'output index':
+        print(f"note: the class folders are named by number ({', '.join(classes[:3])}…): read as the model's output indices, "
+              "as ImageNet-V2 names them (not sorted as strings)")
+    map_head(model, head, space)
+    return space, None
+
+def describe_space(space:dict)->str:
+    "A label space in words: '19 classes of 1000 outputs, matched by WordNet id'."
+    many = sum(len(o) > 1 for o in space['outputs'])
+    return (f"{len(space['outputs'])} classes of {space['n_outputs']} outputs, matched by {space['matched_by']}"
+            + (f"; {many} classes sum several outputs" if many else ''))
+
 # %% ../nbs/02_models.ipynb #3de91221
 def _fitted_candidate(arch:str, sd:dict, input_size:int|None=None)->tuple[ModelSpec, nn.Module, dict, list]:
     "The spec `arch` names whose model the weights fit best, with the model, the weights (prefixes gone) and what was stripped."
@@ -623,6 +788,7 @@ def load_model_file(weights:str|Path, # the file: torch.save state_dict or check
                     input_size:int|None=None, mean:tuple|None=None, std:tuple|None=None, # preprocessing (default: the weights')
                     crop_pct:float|None=None, # resize to input_size/crop_pct, then centre-crop (default: the weights' rule)
                     layer:str|None=None, # the CAM layer (default: found by a probe forward pass)
+                    mapping:dict|str|Path|None=None, # each class's outputs, when not one each by name (see `read_mapping`)
                    )->tuple[nn.Module, ModelInfo]:
     "A model someone trained elsewhere, loaded safely and described by a `ModelInfo` like one trained here."
     wf = read_weights(weights); meta = wf.meta
@@ -636,27 +802,23 @@ def load_model_file(weights:str|Path, # the file: torch.save state_dict or check
     input_size = input_size or spec.input_size
     try: model.load_state_dict(sd, strict=False) if _only_counters(model, sd) else model.load_state_dict(sd)
     except RuntimeError as e: raise CheckpointError(f"{wf.path} does not fit {spec.name} at {input_size}px: {str(e).splitlines()[1].strip()[:200]}") from None
-    names, order = read_class_names(class_names) if class_names is not None else list(meta.get('classes') or []), None
+    names = read_class_names(class_names) if class_names is not None else list(meta.get('classes') or [])
     if class_names is not None and len(names) != n_out:
         raise ConfigError(f"The classes file lists {len(names)} classes but the weights' head has {n_out} outputs: one name per output, in order.")
-    if classes is not None and n_out != len(classes):
-        fix = ("a probe scores every output, so the data must have the same classes (a folder per output)" if class_names is not None else
-               "probe it on the data it was trained for, or pass --classes naming its outputs if that data's folders are named otherwise")
-        raise CheckpointError(f"The weights' head has {n_out} outputs but the dataset has {len(classes)} classes ({', '.join(map(str, classes[:12]))}"
-                              f"{'…' if len(classes) > 12 else ''}): {fix}.")
-    if classes is not None and names and names != list(classes):
-        if class_names is not None or set(names) == set(classes): order = class_order(names, list(classes)); reorder_head(model, spec.head, order)
+    if meta.get('label_space'): names = []  # our checkpoint of a probed stock model: its classes are a dataset's, not its outputs
+    space, order = adapt_head(model, spec.head, list(classes), names, mapping, class_names is not None) if classes is not None else (None, None)
     model.eval()
     layer = layer or meta.get('target_layer')
     cam = describe_layer(model, layer, input_size) if layer else (
         {'layer': default_target_layer(model, spec, input_size, warn=False), 'layout': 'tokens' if spec.tokens else 'nchw'} if spec.cam_layers
         else find_cam_layer(model, input_size))
-    info = ModelInfo(spec.name, n_out, input_size, tuple(mean or meta.get('mean') or spec.mean), tuple(std or meta.get('std') or spec.std),
+    info = ModelInfo(spec.name, len(classes) if space else n_out, input_size, tuple(mean or meta.get('mean') or spec.mean), tuple(std or meta.get('std') or spec.std),
                      f'file:{wf.path}', list(classes or names), spec.head, list(spec.last_block), cam['layer'],
                      crop_pct=crop_pct or (meta.get('crop_pct', 1.0) if meta else weights_crop_pct(spec)), layout=cam['layout'],
                      origin={'file': str(wf.path.absolute()), 'sha256': wf.digest, 'format': wf.format, 'prefixes_removed': dropped,
-                             'class_order': 'reordered' if order else 'as the dataset',
-                             'target_layer': f"{cam['layer']} ({'given' if layer else 'found by a probe pass'})"})
+                             'class_order': 'reordered' if order else describe_space(space) if space else 'as the dataset',
+                             'target_layer': f"{cam['layer']} ({'given' if layer else 'found by a probe pass'})"},
+                     label_space=space or {})
     info.origin['preprocessing'] = {'input_size': info.input_size, 'mean': list(info.mean), 'std': list(info.std), 'crop_pct': info.crop_pct}
     return model, info
 
@@ -681,6 +843,37 @@ def describe_layer(model:nn.Module, layer:str, input_size:int)->dict:
         if name == layer: return {'layer': name, 'map_size': tuple(_to_nchw(o, layout, prefix).shape[-2:]), 'layout': layout, 'prefix_tokens': prefix}
     raise ConfigError(f"Layer {layer!r} does not output a spatial map at {input_size}px, so no CAM can be taken there: pick a convolutional "
                       "stage or a transformer block (find_cam_layer(model, input_size) proposes one).")
+
+# %% ../nbs/02_models.ipynb #772572d1
+class Captured(list):
+    "What a `capturing` hook kept, one entry per forward pass; nothing is kept inside `paused()`."
+    active = True
+    @contextmanager
+    def paused(self):
+        self.active = False
+        try: yield self
+        finally: self.active = True
+
+class StopForward(Exception): "Raised by a `capturing(..., stop=True)` hook to end the forward pass at the watched module."
+
+@contextmanager
+def capturing(model:nn.Module, # the model
+              layer:str|None, # the module path to watch (None: keep nothing)
+              where:str='input', # keep the module's 'input' (its first argument) or its 'output'
+              keep=None, # what to keep of it (default: detached as it is)
+              stop:bool=False, # end the forward pass there (raises `StopForward`, which the caller catches)
+             ):
+    "Yields a `Captured` list to which the `layer` module's input or output is appended at every forward pass."
+    store = Captured(); keep = keep or (lambda t: t.detach())
+    if not layer: yield store; return
+    def grab(t):
+        if store.active: store.append(keep(t))
+        if stop: raise StopForward
+    mod = model.get_submodule(layer)
+    h = (mod.register_forward_pre_hook(lambda m, args: grab(args[0])) if where == 'input' else
+         mod.register_forward_hook(lambda m, args, out: grab(out)))
+    try: yield store
+    finally: h.remove()
 
 # %% ../nbs/02_models.ipynb #68d8b9dc
 STRATEGIES = ['head', 'last_block', 'full', 'two_phase']

@@ -15,16 +15,17 @@ from .data import DATASETS, search_roots, find_mnist_files, _CIFAR, offline
 from .models import MODELS, weights_package_file, torch_cache_file
 
 # %% auto #0
-__all__ = ['STAGES', 'PIPELINE_SET', 'PROBE_KEYS', 'BASELINES_QUICK', 'BASELINES_FULL', 'PRESETS', 'STATE', 'SKIP_TAG',
-           'ALL_RANKS', 'KERNEL_PORT', 'DIST_STAGES', 'TORCHRUN_VARS', 'RANK_FAILED', 'TORCHRUN_LOG', 'PEER_ERRORS',
-           'REMEDIES', 'REMEDY_STAGES', 'PROBE_STAGES', 'dataset_location', 'weights_location', 'environment_report',
-           'find_nbs', 'stage_notebooks', 'parse_parameters_cell', 'stage_parameters', 'parameter_table', 'coerce',
-           'check_image_folder', 'check_model_file', 'resolve_params', 'parse_overrides', 'load_config_file',
-           'preset_params', 'StageFailed', 'check_not_file', 'prepare_pipeline_dir', 'stage_cells', 'stage_input',
-           'data_digest', 'kernel_manager_class', 'run_pipeline', 'stage_table', 'kernel_env', 'pipeline_ranks',
-           'follow_main', 'root_cause', 'launch_ranks', 'stage_breakdown', 'largest_parts', 'TerminalProgress',
-           'expand_grid', 'point_label', 'parse_grid', 'run_summary', 'headline', 'plot_sweep', 'sweep',
-           'remedy_overrides', 'remedies', 'probe_sources', 'probe_stages', 'stage_list', 'main', 'Probe', 'probe']
+__all__ = ['STAGES', 'PIPELINE_SET', 'PATH_KEYS', 'PROBE_KEYS', 'BASELINES_QUICK', 'BASELINES_FULL', 'PRESETS', 'STATE',
+           'SKIP_TAG', 'ALL_RANKS', 'KERNEL_PORT', 'DIST_STAGES', 'TORCHRUN_VARS', 'RANK_FAILED', 'TORCHRUN_LOG',
+           'PEER_ERRORS', 'REMEDIES', 'REMEDY_STAGES', 'PROBE_STAGES', 'dataset_location', 'weights_location',
+           'environment_report', 'find_nbs', 'stage_notebooks', 'parse_parameters_cell', 'stage_parameters',
+           'parameter_table', 'coerce', 'check_image_folder', 'check_model_file', 'resolve_params', 'parse_overrides',
+           'load_config_file', 'preset_params', 'StageFailed', 'check_not_file', 'prepare_pipeline_dir', 'stage_cells',
+           'stage_input', 'data_digest', 'kernel_manager_class', 'run_pipeline', 'stage_table', 'kernel_env',
+           'pipeline_ranks', 'follow_main', 'root_cause', 'launch_ranks', 'stage_breakdown', 'largest_parts',
+           'TerminalProgress', 'expand_grid', 'point_label', 'parse_grid', 'run_summary', 'headline', 'plot_sweep',
+           'sweep', 'remedy_overrides', 'remedies', 'probe_sources', 'probe_stages', 'stage_list', 'main', 'Probe',
+           'probe']
 
 # %% ../nbs/12_pipeline.ipynb #5c4bbc6a
 def dataset_location(name:str, data_root=None)->str:
@@ -192,7 +193,7 @@ def _check_sense(params:dict):
         check_choice(t['dataset'], list(DATASETS), 'dataset'); get_spec(t['model_name'])
     for stage, ps in params.items():
         if 'device' in ps: get_device(ps['device'])  # refuses a device this machine lacks, before anything runs
-        for key in ('data_root', 'compare_with', 'weights', 'classes_file', 'mine_from'):  # paths given must exist ('imagenet' is a source, not a path)
+        for key in PATH_KEYS:  # paths given must exist ('imagenet' is a source, not a path)
             v = ps.get(key)
             if v is not None and not (key == 'weights' and v == 'imagenet') and not Path(v).expanduser().exists():
                 raise ConfigError(f"{stage}.{key}={v!r} does not exist: give an existing path" + (" or 'imagenet'/None." if (stage, key) == ('train', 'weights') else '.'))
@@ -211,7 +212,8 @@ def check_image_folder(root, size:int):
     from probing_sota.data import cache_image_folder
     cache_image_folder(root, size, 'error', progress=False, verbose=False)
 
-PROBE_KEYS = ('model_name', 'classes_file', 'input_size', 'mean', 'std', 'crop_pct', 'layer')  # stage 04's description of a model file
+PATH_KEYS = ('data_root', 'compare_with', 'weights', 'classes_file', 'mapping', 'mine_from')  # parameters that name files
+PROBE_KEYS = ('model_name', 'classes_file', 'mapping', 'input_size', 'mean', 'std', 'crop_pct', 'layer')  # stage 04's description of a model file
 
 def _check_probe(ev:dict):
     "Stage 04's model-file parameters: all or nothing, a known architecture, data to probe on."
@@ -233,13 +235,14 @@ def check_model_file(ev:dict):
     from probing_sota.models import load_model_file, decode_size
     classes = dataset_classes(ev['dataset'], ev.get('data_root'))  # an image folder's from its listing: decoding waits for the model's size
     _, info = load_model_file(ev['weights'], ev.get('model_name'), classes, ev.get('classes_file'), ev.get('input_size'),
-                              _triple(ev.get('mean'), 'mean'), _triple(ev.get('std'), 'std'), ev.get('crop_pct'), ev.get('layer'))
+                              _triple(ev.get('mean'), 'mean'), _triple(ev.get('std'), 'std'), ev.get('crop_pct'), ev.get('layer'),
+                              ev.get('mapping'))
     if ev['dataset'] == 'imagefolder' and ev.get('on_bad_image') == 'error': check_image_folder(ev['data_root'], decode_size(info))
 
 def _absolute(params:dict)->dict:
     "Paths in parameters made absolute: the stages run with the notebooks' folder as their working directory."
     for ps in params.values():
-        for key in ('data_root', 'compare_with', 'weights', 'classes_file', 'mine_from'):
+        for key in PATH_KEYS:
             if isinstance(ps.get(key), str) and ps[key] != 'imagenet': ps[key] = str(Path(ps[key]).expanduser().absolute())
     return params
 
@@ -845,7 +848,7 @@ PROBE_STAGES = ['evaluate', 'hard_examples', 'gradcam', 'why', 'robustness', 'ga
 
 def probe_sources(a)->tuple:
     "The parameter sources of `probing-sota probe`: the preset's later stages, --config, -p, then the flags that describe the model."
-    flags = {'weights': a.weights, 'model_name': a.model, 'dataset': a.data, 'data_root': a.data_root, 'classes_file': a.classes,
+    flags = {'weights': a.weights, 'model_name': a.model, 'dataset': a.data, 'data_root': a.data_root, 'classes_file': a.classes, 'mapping': a.mapping,
              'input_size': a.input_size, 'mean': a.mean, 'std': a.std, 'crop_pct': a.crop_pct, 'layer': a.layer}
     later = {s: v for s, v in preset_params(a.preset).items() if s != 'train'}
     return ((f'preset {a.preset} (stages 04-11)', later),) + _sources(a)[1:] + (('probe flags', {f'evaluate.{k}': v for k, v in flags.items() if v is not None}),)
@@ -908,7 +911,10 @@ def main(argv:list[str]|None=None):
                                     "not needed for this package's checkpoints")
     pr.add_argument('--data', required=True, help=f"the dataset to probe it on: {', '.join(DATASETS)}")
     pr.add_argument('--data-root', help='where the data is; for --data imagefolder, the folder of class sub-folders')
-    pr.add_argument('--classes', help="a text file of the model's class names, one per line in output order (if not the dataset's order)")
+    pr.add_argument('--classes', help="a text file of the model's class names, one per line in output order (if not the dataset's "
+                    "order, or if the data has a subset of them)")
+    pr.add_argument('--mapping', help="a YAML or CSV file of each class's outputs (dog: [n02085620, n02085782]): a stock head's "
+                    "outputs under other names, several outputs per class (probabilities summed)")
     pr.add_argument('--input-size', help="input side in pixels (default: the weights' own)")
     pr.add_argument('--mean', help="normalisation mean, e.g. 0.5,0.5,0.5 (default: the weights' own)")
     pr.add_argument('--std', help="normalisation std (default: the weights' own)")
@@ -1006,26 +1012,27 @@ class Probe:
         s = run_summary(self.run_dir)
         return f"Probe({self.run_dir}): " + ', '.join(f'{k} {v:.4g}' if isinstance(v, float) else f'{k} {v}' for k, v in s.items())
 
-def _memory_info(model, data, arch, classes_file, input_size, mean, std, crop_pct, layer):
-    "The `ModelInfo` of a model in memory (a copy of it with its head reordered, if the classes file asks for it)."
+def _memory_info(model, data, arch, classes_file, input_size, mean, std, crop_pct, layer, mapping=None):
+    "The `ModelInfo` of a model in memory (a copy of it with its head reordered or mapped to the data's classes, if need be)."
     import copy
-    from probing_sota.models import ModelInfo, last_linear, read_class_names, class_order, reorder_head, find_cam_layer, describe_layer
+    from probing_sota.models import ModelInfo, last_linear, read_class_names, adapt_head, find_cam_layer, describe_layer, describe_space
     from probing_sota.data import IMAGENET_MEAN, IMAGENET_STD
     head = last_linear(model); n_out = model.get_submodule(head).out_features
-    if classes_file is not None:
-        names = read_class_names(classes_file)
-        if len(names) != n_out: raise ConfigError(f"The classes file lists {len(names)} classes but the model's head has {n_out} outputs.")
-        model = reorder_head(copy.deepcopy(model), head, class_order(names, data.classes))  # the caller's model is left as it was
-    if n_out != data.num_classes:
-        raise ConfigError(f"The model's head ({head}) has {n_out} outputs but {data.name} has {data.num_classes} classes: probe it on "
-                          "the data it was trained for, or pass classes_file= naming its outputs.")
+    names = read_class_names(classes_file) if classes_file is not None else None
+    if names is not None and len(names) != n_out:
+        raise ConfigError(f"The classes file lists {len(names)} classes but the model's head has {n_out} outputs.")
     from probing_sota.evaluate import _triple
     mean, std = _triple(mean, 'mean'), _triple(std, 'std')  # checked before anything is written
+    if names is not None or mapping is not None or n_out != data.num_classes:  # the caller's model is left as it was
+        model = copy.deepcopy(model); space, order = adapt_head(model, head, data.classes, names, mapping, names is not None)
+    else: space, order = None, None
     cam = describe_layer(model, layer, input_size) if layer else find_cam_layer(model, input_size)
     cls = f'{type(model).__module__}.{type(model).__qualname__}'
-    info = ModelInfo(arch or f'in-memory:{cls}', n_out, input_size, tuple(mean or IMAGENET_MEAN), tuple(std or IMAGENET_STD), 'memory',
-                     list(data.classes), head, [], cam['layer'], crop_pct, cam['layout'],
-                     origin={'source': 'memory', 'class': cls, 'format': 'nn.Module', 'target_layer': 'given' if layer else 'found by a probe pass'})
+    info = ModelInfo(arch or f'in-memory:{cls}', data.num_classes if space else n_out, input_size, tuple(mean or IMAGENET_MEAN),
+                     tuple(std or IMAGENET_STD), 'memory', list(data.classes), head, [], cam['layer'], crop_pct, cam['layout'],
+                     origin={'source': 'memory', 'class': cls, 'format': 'nn.Module', 'target_layer': 'given' if layer else 'found by a probe pass',
+                             'class_order': 'reordered' if order else describe_space(space) if space else 'as the dataset'},
+                     label_space=space or {})
     return model, info
 
 def probe(model, # any classifier in memory: uint8-derived normalised images in, logits out
@@ -1033,7 +1040,8 @@ def probe(model, # any classifier in memory: uint8-derived normalised images in,
           run_dir=None, # where the run goes (default: runs/probe-<class name>)
           data_root=None, n_test:int|None=None, # where the data is; a stratified subset of its test split (None: all)
           input_size:int=224, mean:tuple|None=None, std:tuple|None=None, crop_pct:float=1.0, # the model's preprocessing
-          classes_file=None, # the model's class names in output order, if not the dataset's
+          classes_file=None, # the model's class names in output order, if not the dataset's (or if the data has a subset of them)
+          mapping=None, # each class's outputs, a dict or a YAML/CSV file (`models.read_mapping`): several outputs per class
           layer:str|None=None, # the Grad-CAM layer (default: found by a probe pass)
           arch:str|None=None, # its torchvision/timm name, if it is one: then later sessions can rebuild it from the run
           threshold:float=0.4, method:str='gradcam', max_images:int|None=48, max_per_set:int=60, baselines:bool=False,
@@ -1050,15 +1058,16 @@ def probe(model, # any classifier in memory: uint8-derived normalised images in,
     from probing_sota.why import why_stage
     from probing_sota.gallery import export_gallery_html
     from probing_sota.report import report_stage
-    if isinstance(data, str): data = load_dataset(data, 'test', data_root=data_root)
+    if isinstance(data, str):  # a probe trains nothing: an image folder without split folders is all test images
+        data = load_dataset(data, 'test', data_root=data_root, **({'test_fraction': 1.0} if data == 'imagefolder' else {}))
     data = stratified_subset(data, n_test, seed)
-    model, info = _memory_info(model.eval(), data, arch, classes_file, input_size, mean, std, crop_pct, layer)
+    model, info = _memory_info(model.eval(), data, arch, classes_file, input_size, mean, std, crop_pct, layer, mapping)
     run_dir = Path(run_dir or Path('runs')/f'probe-{type(model).__name__.lower()}').absolute()
     if (run_dir/'model/best.pt').exists() and not load_checkpoint(run_dir/'model/best.pt')['meta'].get('origin'):
         raise ConfigError(f"{run_dir} holds a model trained by its training stage: probe into another run_dir.")
     root = data.source if data.name == 'imagefolder' else data_root
     prepare_run_dir(run_dir, {'dataset': data.name, 'data_root': str(root) if root else None, 'n_test': n_test, 'model_name': info.arch,
-                              'input_size': input_size, 'model_origin': info.origin}, exist='overwrite', device=get_device(device))
+                              'input_size': input_size, 'model_origin': info.origin, 'probe': True}, exist='overwrite', device=get_device(device))
     checkpoint_model(model, info, run_dir/'model/best.pt'); LIVE_MODELS[str(run_dir.resolve())] = (model, info)
     timings = {}
     def step(name, fn, *args, **kw):

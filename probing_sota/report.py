@@ -18,14 +18,14 @@ __all__ = ['STAGE_FILES', 'METRIC_ROWS', 'CALIBRATION_MATCH', 'NO_TEST_IMAGES', 
            'SET_NAMES', 'CAM_COLS', 'VERDICT_ORDER', 'DATA_FILES', 'REPORT_CSS', 'MIME', 'Para', 'Bullets', 'Table',
            'Figure', 'Cases', 'Links', 'Missing', 'Section', 'stage_of', 'RunFiles', 'fmt', 'pct', 'duration',
            'run_section', 'training_images', 'skipped_files_note', 'model_origin', 'plural', 'metrics_table',
-           'metrics_section', 'training_section', 'classes_without_training_images', 'per_class_section',
-           'confusion_section', 'calibration_words', 'calibration_section', 'hard_section', 'data_map_blocks',
-           'worst_cases', 'case_caption', 'cases_section', 'compare_means', 'claim_sentence', 'plot_cam_stats',
-           'cam_stats_section', 'label_issue_blocks', 'neighbour_blocks', 'slice_blocks', 'why_section', 'claims_table',
-           'robustness_sentences', 'occlusion_sentence', 'per_class_sentences', 'remedy_sentence', 'remedy_blocks',
-           'claims_section', 'baselines_section', 'links_section', 'report_sections', 'report_title', 'formatted',
-           'markdown_table', 'render_markdown', 'data_uri', 'inline_markup', 'html_table', 'html_block', 'render_html',
-           'report_stage']
+           'metrics_section', 'label_space_section', 'training_section', 'classes_without_training_images',
+           'per_class_section', 'confusion_section', 'calibration_words', 'calibration_section', 'hard_section',
+           'data_map_blocks', 'worst_cases', 'case_caption', 'cases_section', 'compare_means', 'claim_sentence',
+           'plot_cam_stats', 'cam_stats_section', 'label_issue_blocks', 'neighbour_blocks', 'slice_blocks',
+           'why_section', 'claims_table', 'robustness_sentences', 'occlusion_sentence', 'per_class_sentences',
+           'remedy_sentence', 'remedy_blocks', 'claims_section', 'baselines_section', 'links_section',
+           'report_sections', 'report_title', 'formatted', 'markdown_table', 'render_markdown', 'data_uri',
+           'inline_markup', 'html_table', 'html_block', 'render_html', 'report_stage']
 
 # %% ../nbs/11_report.ipynb #7f2f192d
 @dataclass
@@ -271,6 +271,24 @@ def metrics_section(rf:RunFiles)->Section:
                          else ", the same as the test accuracy")
         tr = pd.DataFrame({'training': [r[0] for r in rows], 'value': pd.Series([r[1] for r in rows], dtype=object)})
         sec.blocks += [Para(text + '.'), Table(tr, 'training (train_log.csv)')]
+    return sec
+
+# %% ../nbs/11_report.ipynb #7b39ac39
+def label_space_section(rf:RunFiles, top:int=10)->Section|None:
+    "For a model with more outputs than the dataset has classes: how they were matched and how often it predicted outside."
+    m = rf.json('metrics.json')
+    if not m or 'label_space' not in m: return None
+    sec = Section('label-space', 'Outputs outside the dataset')
+    n, out = m['n'], m['outside_n']
+    sec.blocks.append(Para(
+        f"The model has {m['n_outputs']} outputs; the dataset's classes are {m['label_space']}. As the ImageNet-A/R papers score a "
+        f"model on a subset of its classes, the prediction is the softmax over the dataset's outputs only: right **{pct(m['accuracy'])}** "
+        f"of the time. Over all {m['n_outputs']} outputs its top-1 is right {pct(m['accuracy_all_outputs'])} of the time, and is a "
+        f"class outside the dataset for **{out} of the {n} images ({pct(m['outside_rate'])})**."))
+    if (df := rf.csv('outside_dataset.csv')) is not None and len(df):
+        cols = [c for c in ('name', 'wordnet_id', 'count', 'share_of_test', 'mean_probability', 'true_classes') if c in df]
+        sec.blocks.append(Table(df[cols].head(top), f'the outputs outside the dataset it predicted most (outside_dataset.csv, {len(df)} in all)'))
+    sec.summary = f"Over all {m['n_outputs']} outputs the top-1 is outside the dataset for {pct(m['outside_rate'])} of the test images."
     return sec
 
 # %% ../nbs/11_report.ipynb #a6a907ba
@@ -806,7 +824,7 @@ def report_sections(run_dir, # a run directory (stage 03 at least)
                    )->list[Section]:
     "The report of a run, as a list of sections built from its files."
     rf = RunFiles(run_dir); files_dir = Path(files_dir) if files_dir is not None else rf.run_dir/'report_files'
-    secs = [run_section(rf), metrics_section(rf), training_section(rf), per_class_section(rf), confusion_section(rf),
+    secs = [run_section(rf), metrics_section(rf), label_space_section(rf), training_section(rf), per_class_section(rf), confusion_section(rf),
             calibration_section(rf), hard_section(rf), cases_section(rf, max_cases), cam_stats_section(rf, files_dir), why_section(rf),
             claims_section(rf),
             baselines_section(rf), links_section(rf)]

@@ -1,0 +1,135 @@
+"""Probing a stock ImageNet model (real EfficientNet-Lite0 weights) on real photos of a subset of its classes: by WordNet id, by
+name with a names file, by output index, several outputs per class; the scoring checked against timm's own; bad mappings refused."""
+import json, subprocess, sys
+from pathlib import Path
+import numpy as np, pandas as pd, pytest, torch, timm
+from probing_sota.data import write_imagenet_photos, imagenet_photos, load_dataset
+from probing_sota.models import create_model, load_model_file
+from conftest import in_process
+
+NBS = Path(__file__).resolve().parent.parent/'nbs'
+EXE = Path(sys.executable).parent/'probing-sota'
+ARCH = 'timm:tf_efficientnet_lite0'
+# the later stages on the budgets of 20 photos: small CAM and corruption passes, no from-scratch baselines to train
+BUDGETS = ['--preset', 'tiny', '-p', 'robustness.max_images=20', '-p', 'robustness.cam_images=8', '-p', 'robustness.max_cams=20',
+           '-p', 'gradcam.max_images=6', '-p', 'gallery.max_per_set=8']
+
+def cli(*args, cwd):
+    return subprocess.run([str(EXE), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=1200)
+
+@pytest.fixture(scope='module')
+def stock(tmp_path_factory):
+    "A plain timm state_dict of EfficientNet-Lite0's real ImageNet weights (1000 outputs), and the 20 photos in three layouts."
+    d = tmp_path_factory.mktemp('stock')
+    model, _ = create_model('efficientnet_lite0'); torch.save(model.state_dict(), d/'lite0.pt')
+    for layout in ('wnid', 'name', 'index'): write_imagenet_photos(d/layout, layout)
+    info = timm.data.ImageNetInfo('imagenet-1k')
+    (d/'imagenet_classes.txt').write_text('\n'.join(info.index_to_description(i).split(',')[0].strip() for i in range(1000)) + '\n')
+    return d
+
+def timm_restricted(model_file:Path, data, size:int=224)->tuple[np.ndarray, np.ndarray]:
+    """timm's subset scoring (validate.py --valid-labels): the logits restricted to the subset's outputs before the argmax.
+    The subset's output indices come from timm's own synset file (timm/data/_info/imagenet_synsets.txt)."""
+    synsets = (Path(timm.__file__).parent/'data'/'_info'/'imagenet_synsets.txt').read_text().split()
+    valid = np.array([synsets.index(c) for c in data.classes])
+    model = timm.create_model('tf_efficientnet_lite0', pretrained=False); model.load_state_dict(torch.load(model_file)); model.eval()
+    from probing_sota.data import BatchTransform
+    x = BatchTransform(size, (0.5,)*3, (0.5,)*3)(torch.from_numpy(np.asarray(data.images)).permute(0, 3, 1, 2))
+    with torch.no_grad(): logits = model(x).numpy()
+    return valid[logits[:, valid].argmax(1)], logits.argmax(1)
+
+def test_cli_probe_stock_model_on_wordnet_id_folders(stock, tmp_path):
+    "No file needed: WordNet-id folders under an ImageNet head; every stage runs; the report says how often it predicted outside."
+    r = cli('probe', '--model', ARCH, '--weights', stock/'lite0.pt', '--data', 'imagefolder', '--data-root', stock/'wnid', *BUDGETS,
+            '--nbs', NBS, '--name', 'stock', cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    run = tmp_path/'runs'/'stock'
+    done = json.loads((run/'pipeline.json').read_text())['stages']
+    assert all(v['status'] == 'done' for v in done.values()), done
+    m = json.loads((run/'metrics.json').read_text())
+    assert m['label_space'] == '19 classes of 1000 outputs, matched by WordNet id' and m['n'] == 20  # every photo a test image
+    pred = pd.read_csv(run/'predictions.csv').sort_values('index')
+    data = load_dataset('imagefolder', 'test', data_root=stock/'wnid', image_size=224, test_fraction=1, progress=False)
+    restricted, top1 = timm_restricted(stock/'lite0.pt', data)
+    synsets = (Path(timm.__file__).parent/'data'/'_info'/'imagenet_synsets.txt').read_text().split()
+    ours = np.array([synsets.index(data.classes[p]) for p in pred.pred])
+    assert (ours == restricted).all()  # the same prediction as timm's restricted argmax, image by image
+    assert m['accuracy'] == pytest.approx(float((restricted == np.array([synsets.index(data.classes[y]) for y in data.labels])).mean()))
+    assert (pred.top1_output.to_numpy() == top1).all()
+    assert m['outside_n'] == int((~pred.top1_in_dataset).sum()) == sum(synsets[o] not in data.classes for o in top1)
+    report = (run/'report.html').read_text()
+    assert 'Outputs outside the dataset' in report and f"for <strong>{m['outside_n']} of the 20 images" in report
+    assert (run/'gallery.html').exists() and not (run/'train_log.csv').exists()
+
+def test_cli_probe_stock_model_on_name_folders_with_names_file(stock, tmp_path):
+    "Class-name folders and a file of the model's 1000 output names: the same predictions as the WordNet-id layout."
+    r = cli('probe', '--model', ARCH, '--weights', stock/'lite0.pt', '--data', 'imagefolder', '--data-root', stock/'name',
+            '--classes', stock/'imagenet_classes.txt', '--stages', 'evaluate', '--nbs', NBS, '--name', 'names', cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    run = tmp_path/'runs'/'names'
+    m = json.loads((run/'metrics.json').read_text()); assert m['matched_by'] == 'name' and m['n'] == 20
+    pred = pd.read_csv(run/'predictions.csv')
+    data = load_dataset('imagefolder', 'test', data_root=stock/'wnid', image_size=224, test_fraction=1, progress=False)
+    restricted, _ = timm_restricted(stock/'lite0.pt', data)
+    names = (stock/'imagenet_classes.txt').read_text().split('\n')
+    files = [Path(f).name for f in data.files]
+    by_file = dict(zip(files, [names[o] for o in restricted]))
+    got = load_dataset('imagefolder', 'test', data_root=stock/'name', image_size=224, test_fraction=1, progress=False)
+    assert [by_file[Path(got.files[i]).name] for i in range(len(got))] == pred.sort_values('index').pred_name.tolist()
+
+def test_integer_folders_are_output_indices(stock, capsys):
+    "ImageNet-V2's folders 0…999: read as numbers (and said so), not as the string order the folder listing gives."
+    data = load_dataset('imagefolder', 'test', data_root=stock/'index', image_size=64, test_fraction=1, progress=False)
+    assert data.classes[:3] == ['129', '22', '243']  # sorted as strings
+    _, info = load_model_file(stock/'lite0.pt', ARCH, data.classes)
+    assert info.label_space['outputs'] == [[int(c)] for c in data.classes] and info.label_space['matched_by'] == 'output index'
+    assert 'read as the model\'s output indices' in capsys.readouterr().out
+
+def test_several_outputs_per_class_from_a_mapping_file(stock, tmp_path):
+    "A YAML mapping gives 'dog' every ImageNet dog (outputs 151-268) and 'vehicle' a few: probabilities summed per class."
+    root = tmp_path/'coarse'
+    for f, label in imagenet_photos():
+        cls = 'dog' if 151 <= label <= 268 else 'vehicle' if label in (609, 471) else None
+        if cls: (root/cls).mkdir(parents=True, exist_ok=True); (root/cls/f.name).write_bytes(f.read_bytes())
+    (tmp_path/'map.yaml').write_text(f"dog: [{', '.join(map(str, range(151, 269)))}]\nvehicle: [jeep, cannon, n04037443, tank]\n")
+    r = cli('probe', '--model', ARCH, '--weights', stock/'lite0.pt', '--data', 'imagefolder', '--data-root', root,
+            '--mapping', tmp_path/'map.yaml', '--stages', 'evaluate', '--nbs', NBS, '--name', 'coarse', cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    run = tmp_path/'runs'/'coarse'
+    m = json.loads((run/'metrics.json').read_text())
+    assert m['matched_by'] == 'mapping file' and m['n'] == 5 and m['label_space'].endswith('2 classes sum several outputs')
+    data = load_dataset('imagefolder', 'test', data_root=root, image_size=224, test_fraction=1, progress=False)
+    model = timm.create_model('tf_efficientnet_lite0'); model.load_state_dict(torch.load(stock/'lite0.pt')); model.eval()
+    from probing_sota.data import BatchTransform
+    with torch.no_grad():
+        p = model(BatchTransform(224, (0.5,)*3, (0.5,)*3)(torch.from_numpy(np.asarray(data.images)).permute(0, 3, 1, 2))).softmax(-1)
+    groups = [list(range(151, 269)), [609, 471, 751, 847]]  # jeep, cannon, racer (n04037443), tank
+    flat = sum(groups, []); sums = torch.stack([p[:, g].sum(1) for g in groups], 1)/p[:, flat].sum(1, keepdim=True)
+    probs = np.load(run/'probs.npy')
+    assert np.allclose(probs, sums.numpy(), atol=1e-4)  # the softmax over the mapped outputs, summed per class
+
+BAD = [  # (what, mapping file text, what the error must say)
+    ('unknown output', "n02108422: [bull mastiff]\nn03376595: [folding chair, unicornium]\n", 'map to no output'),
+    ('a class mapped to nothing', "n02108422: [bull mastiff]\n", '18 of the dataset\'s 19 classes map to no output'),
+    ('an output named twice', "n02108422: [bull mastiff, dalmatian]\nn02110341: [dalmatian]\n", 'named twice'),
+    ('not a mapping', "- just\n- a list\n", 'should map each class to its outputs'),
+]
+
+@pytest.mark.parametrize('what,text,says', BAD, ids=[b[0] for b in BAD])
+def test_bad_mapping_fails_before_anything_is_written(stock, tmp_path, monkeypatch, capsys, what, text, says):
+    (tmp_path/'map.yaml').write_text(text)
+    r = in_process('probe', '--model', ARCH, '--weights', stock/'lite0.pt', '--data', 'imagefolder', '--data-root', stock/'wnid',
+                   '--mapping', 'map.yaml', '--nbs', NBS, '--name', 'bad', cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
+    assert r.returncode == 2 and says in r.stderr, r.stderr[-2000:]
+    assert not (tmp_path/'runs').exists()
+
+def test_in_memory_stock_model_probed_on_a_subset(stock, tmp_path):
+    "`probe()` of a stock timm model in a notebook: mapped by WordNet id, the caller's model left with its 1000 outputs."
+    from probing_sota.pipeline import probe
+    model = timm.create_model('tf_efficientnet_lite0'); model.load_state_dict(torch.load(stock/'lite0.pt')); model.eval()
+    before = model.classifier.weight.clone()
+    p = probe(model, 'imagefolder', run_dir=tmp_path/'mem', data_root=stock/'wnid', input_size=128, mean=(0.5,)*3, std=(0.5,)*3,
+              max_images=4, max_per_set=4, device='cpu')
+    assert p.metrics['matched_by'] == 'WordNet id' and p.metrics['n'] == 20 and 'outside_rate' in p.metrics
+    assert type(model.classifier) is torch.nn.Linear and torch.equal(model.classifier.weight, before)
+    assert (tmp_path/'mem'/'report.html').exists()
