@@ -13,7 +13,8 @@ from .core import (ProbingError, ConfigError, check_choice, get_device, save_csv
                                run_params, Timings, save_timings, init_distributed, rank_batches, gather_objects, is_main,
                                from_main, shared_by_ranks)
 from .data import load_dataset, DeviceLoader, ImageData, to_display, denormalize
-from .models import ModelInfo, model_from_checkpoint, run_model, run_data, describe_layer, feature_map_sizes, check_cam_resolution, get_spec
+from .models import (ModelInfo, model_from_checkpoint, run_model, run_data, describe_layer, feature_map_sizes,
+                                 check_cam_resolution, get_spec, map_layout, to_nchw)
 
 # %% auto #0
 __all__ = ['OUR_METHODS', 'gradcam_map', 'gradcampp_map', 'hirescam_map', 'layercam_map', 'peer_methods', 'cam_methods',
@@ -61,11 +62,11 @@ def tokens_to_map(t:torch.Tensor, # B×(k+h·w)×C tokens (ViT), or B×h×w×C (
                   prefix:int|None=None, # k, the class/register tokens before the patches (default: what a square grid leaves over)
                  )->torch.Tensor:
     "ViT tokens without their prefix tokens, on their grid (or Swin's channels-last maps) -> B×C×h×w."
-    if t.ndim == 4: return t.permute(0, 3, 1, 2)
-    n = t.shape[1]; s = math.isqrt(n - (prefix or 0)); k = n - s*s if prefix is None else prefix
-    if s < 1 or s*s + k != n:
-        raise ConfigError(f"{n} tokens are not {k} prefix tokens and a square grid of patches: pass reshape= for this model.")
-    return t[:, k:].reshape(t.shape[0], s, s, t.shape[2]).permute(0, 3, 1, 2)
+    if t.ndim == 4: return to_nchw(t, 'nhwc')
+    if (lay := map_layout(t, prefix=prefix)) is None:
+        raise ConfigError(f"{t.shape[1]} tokens are not {prefix if prefix is not None else 'a few'} prefix tokens and a square grid of "
+                          "patches: pass reshape= for this model.")
+    return to_nchw(t, *lay)
 
 def prefix_tokens(model:nn.Module|None)->int|None:
     "Tokens before the patches: timm's `num_prefix_tokens` (class, register, distillation), 1 for torchvision's ViT; None if unknown."
@@ -75,10 +76,9 @@ def prefix_tokens(model:nn.Module|None)->int|None:
 def as_maps(model:nn.Module|None=None):
     "A reshape for `model`'s layer outputs: tokens -> maps, channels-last B×h×w×C (Swin) -> B×C×h×w, maps as they are."
     k = prefix_tokens(model)
-    def reshape(t:torch.Tensor)->torch.Tensor:
+    def reshape(t:torch.Tensor)->torch.Tensor:  # the layout is `models.map_layout`'s, the one rule the layer search uses too
         if t.ndim == 3: return tokens_to_map(t, k)
-        if t.ndim == 4 and t.shape[1] == t.shape[2] != t.shape[3]: return t.permute(0, 3, 1, 2)  # square h×w, then C
-        return t
+        return to_nchw(t, *(map_layout(t) or ('nchw', 0)))
     return reshape
 
 # %% ../nbs/06_gradcam.ipynb #9cc5883d

@@ -20,14 +20,14 @@ from .data import IMAGENET_MEAN, IMAGENET_STD, BatchTransform
 __all__ = ['MODELS', 'LIVE_MODELS', 'STRATEGIES', 'ModelSpec', 'register_model', 'timm_spec', 'get_spec',
            'torchvision_classifiers', 'last_linear', 'torchvision_spec', 'load_state_dict_by_order',
            'weights_package_file', 'torchvision_weights', 'torch_cache_file', 'imagenet_state_dict',
-           'feature_map_sizes', 'default_target_layer', 'check_cam_resolution', 'find_cam_layer', 'ModelInfo',
-           'set_num_classes', 'replace_head', 'create_model', 'imagenet_classes', 'predict_topk', 'checkpoint_model',
-           'model_from_checkpoint', 'run_model', 'decode_size', 'run_data', 'pickled_classes', 'WeightsFile',
-           'harmless_globals', 'unwrap_state_dict', 'read_weights', 'strip_prefixes', 'arch_candidates',
-           'read_class_names', 'class_order', 'reorder_head', 'imagenet_subset', 'imagenet_outputs', 'read_mapping',
-           'label_space', 'MappedHead', 'map_head', 'full_outputs', 'adapt_head', 'describe_space', 'load_model_file',
-           'weights_crop_pct', 'describe_layer', 'Captured', 'StopForward', 'capturing', 'phase_strategy', 'freeze',
-           'train_mode', 'param_summary']
+           'feature_map_sizes', 'default_target_layer', 'check_cam_resolution', 'map_layout', 'to_nchw',
+           'find_cam_layer', 'ModelInfo', 'set_num_classes', 'replace_head', 'create_model', 'imagenet_classes',
+           'predict_topk', 'checkpoint_model', 'model_from_checkpoint', 'run_model', 'decode_size', 'run_data',
+           'pickled_classes', 'WeightsFile', 'harmless_globals', 'unwrap_state_dict', 'read_weights', 'strip_prefixes',
+           'arch_candidates', 'read_class_names', 'class_order', 'reorder_head', 'imagenet_subset', 'imagenet_outputs',
+           'read_mapping', 'label_space', 'MappedHead', 'map_head', 'full_outputs', 'adapt_head', 'describe_space',
+           'load_model_file', 'weights_crop_pct', 'describe_layer', 'Captured', 'StopForward', 'capturing',
+           'phase_strategy', 'freeze', 'train_mode', 'param_summary']
 
 # %% ../nbs/02_models.ipynb #922d6322
 @dataclass
@@ -209,21 +209,30 @@ def check_cam_resolution(size:tuple, layer:str, input_size:int)->tuple:
     return size
 
 # %% ../nbs/02_models.ipynb #e8131f3c
-def _as_map(o:torch.Tensor, input_size:int)->tuple[str, int]|None:
-    "How a layer output is laid out as a spatial map: ('nchw'|'nhwc'|'tokens', prefix tokens), or None if it is not one."
-    if o.ndim == 4 and o.shape[0] == 1:
-        if o.shape[2] == o.shape[3] <= input_size: return 'nchw', 0
-        if o.shape[1] == o.shape[2] <= input_size: return 'nhwc', 0
-    if o.ndim == 3 and o.shape[1] > 1 and 1 in o.shape[:2]:  # torchvision's ViT encoder runs batch-second inside attention
-        s = math.isqrt(o.shape[1]); k = o.shape[1] - s*s
-        if s > 1 and k <= 8: return 'tokens', k
+def map_layout(t:torch.Tensor, # a layer's output
+               input_size:int|None=None, # the input side: a map is no larger (None: not checked)
+               prefix:int|None=None, # tokens before the patches, if known (class, register, distillation tokens)
+              )->tuple[str, int]|None:
+    "How a layer's output is laid out as a spatial map: ('nchw'|'nhwc'|'tokens', prefix tokens), or None if it is not one."
+    fits = lambda s: input_size is None or s <= input_size
+    if t.ndim == 4:
+        if t.shape[2] == t.shape[3] and fits(t.shape[2]): return 'nchw', 0
+        if t.shape[1] == t.shape[2] and fits(t.shape[1]): return 'nhwc', 0  # Swin and other channels-last stages
+    if t.ndim == 3 and t.shape[1] > 1:  # B×tokens×C (torchvision's ViT runs tokens×B×C inside attention: not a map)
+        n = t.shape[1]; s = math.isqrt(n - (prefix or 0)); k = n - s*s if prefix is None else prefix
+        if s > 1 and s*s + k == n and (prefix is not None or k <= 8): return 'tokens', k
     return None
 
-def _to_nchw(o:torch.Tensor, layout:str, prefix:int)->torch.Tensor:
-    if layout == 'nhwc': return o.permute(0, 3, 1, 2)
+def to_nchw(t:torch.Tensor, layout:str, prefix:int=0)->torch.Tensor:
+    "A layer's output as B×C×h×w maps, from the layout `map_layout` found (prefix tokens dropped)."
+    if layout == 'nhwc': return t.permute(0, 3, 1, 2)
     if layout == 'tokens':
-        s = math.isqrt(o.shape[1] - prefix); return o[:, prefix:].reshape(o.shape[0], s, s, -1).permute(0, 3, 1, 2)
-    return o
+        s = math.isqrt(t.shape[1] - prefix); return t[:, prefix:].reshape(t.shape[0], s, s, -1).permute(0, 3, 1, 2)
+    return t
+
+def _as_map(o:torch.Tensor, input_size:int)->tuple[str, int]|None:
+    "The layout of a probe pass's output (batch 1): tensors of another batch size are reshaped internals, not the image's map."
+    return map_layout(o, input_size) if o.shape[:1] == (1,) else None
 
 def _map_outputs(model:nn.Module, input_size:int, head:str|None)->tuple[list, list]:
     "One forward pass of a random image: every layer output that is a spatial map, and its gradient of the top class's score."
@@ -252,7 +261,7 @@ def find_cam_layer(model:nn.Module, input_size:int, min_size:int=7)->dict:
     found, width = [], next((o.shape[-1] for _, o, lay, _ in reversed(outs) if lay == 'tokens'), None)
     for (name, o, layout, prefix), g in zip(outs, grads):
         if g is None: continue
-        reach = _to_nchw(g, layout, prefix).abs().sum(1)[0]
+        reach = to_nchw(g, layout, prefix).abs().sum(1)[0]
         if layout == 'tokens' and o.shape[-1] != width: continue  # q/k/v projections and MLP hidden units are not the token stream
         if (reach > 0).sum() > 1: found.append({'layer': name, 'map_size': tuple(reach.shape), 'layout': layout, 'prefix_tokens': prefix})
     if not found: raise ConfigError(f"No layer of {type(model).__name__} gives a spatial map at {input_size}px: pass the CAM layer by name.")
@@ -840,7 +849,7 @@ def describe_layer(model:nn.Module, layer:str, input_size:int)->dict:
         raise ConfigError(f"No layer {layer!r} in {type(model).__name__}. Close names: {', '.join(difflib.get_close_matches(layer, names, n=5)) or 'none'}.")
     outs, _ = _map_outputs(model, input_size, None)
     for name, o, layout, prefix in outs:
-        if name == layer: return {'layer': name, 'map_size': tuple(_to_nchw(o, layout, prefix).shape[-2:]), 'layout': layout, 'prefix_tokens': prefix}
+        if name == layer: return {'layer': name, 'map_size': tuple(to_nchw(o, layout, prefix).shape[-2:]), 'layout': layout, 'prefix_tokens': prefix}
     raise ConfigError(f"Layer {layer!r} does not output a spatial map at {input_size}px, so no CAM can be taken there: pick a convolutional "
                       "stage or a transformer block (find_cam_layer(model, input_size) proposes one).")
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_report.ipynb #6c044cf4
 from __future__ import annotations
-import base64, datetime, html, json, math, os, re
+import base64, datetime, html, json, math, os, re, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -25,7 +25,7 @@ __all__ = ['STAGE_FILES', 'METRIC_ROWS', 'CALIBRATION_MATCH', 'NO_TEST_IMAGES', 
            'why_section', 'claims_table', 'robustness_sentences', 'occlusion_sentence', 'per_class_sentences',
            'remedy_sentence', 'remedy_blocks', 'claims_section', 'baselines_section', 'links_section',
            'report_sections', 'report_title', 'formatted', 'markdown_table', 'render_markdown', 'data_uri',
-           'inline_markup', 'html_table', 'html_block', 'render_html', 'report_stage']
+           'inline_markup', 'html_table', 'html_block', 'render_html', 'framed_html', 'report_stage']
 
 # %% ../nbs/11_report.ipynb #7f2f192d
 @dataclass
@@ -100,8 +100,8 @@ STAGE_FILES = {  # path (or path prefix) in a run directory -> the stage noteboo
     'claims.csv': '08_robustness', 'robustness.csv': '08_robustness', 'robustness_summary.json': '08_robustness',
     'image_stats.csv': '08_robustness', 'image_stats_compare.csv': '08_robustness', 'occlusion_check.csv': '08_robustness',
     'figures/robustness.png': '08_robustness', 'figures/image_stats.png': '08_robustness',
-    'remedies/': '12_pipeline (probing-sota remedies)',
-    'gallery.html': '09_gallery', 'baselines/': '10_baselines', 'notebooks/': '12_pipeline (papermill keeps the executed stages)',
+    'remedies/': '13_pipeline (probing-sota remedies)',
+    'gallery.html': '09_gallery', 'baselines/': '10_baselines', 'notebooks/': '13_pipeline (papermill keeps the executed stages)',
 }
 
 def stage_of(rel:str)->str|None:
@@ -952,6 +952,9 @@ def html_block(b)->str:
 def render_html(sections:list, # from `report_sections`
                 title:str='Report', # the document's title
                 standalone:bool=True, # a whole document (False: the styled fragment, for showing in a notebook)
+                source:str="the run's files", # what the numbers were read from (the subtitle)
+                footer:str=("Every number above is read or computed from the files of the run directory; rerun stage 11_report "
+                            "after rerunning a stage."),
                )->str:
     "The report as one self-contained HTML document: CSS inline, images as data URIs, no script."
     e = html.escape
@@ -961,12 +964,20 @@ def render_html(sections:list, # from `report_sections`
                    + ''.join(html_block(b) for b in s.blocks) + '</section>' for s in sections)
     when = datetime.datetime.now().isoformat(timespec='seconds')
     frag = (f'<style>{REPORT_CSS}</style><div class="ps-report"><h1>{e(title)}</h1>'
-            f'<p class="ps-sub">A probing_sota report, generated from the run\'s files on {e(when)}.</p><nav>{nav}</nav>{body}'
-            f'<footer>Every number above is read or computed from the files of the run directory; rerun stage 11_report after '
-            f'rerunning a stage.</footer></div>')
+            f'<p class="ps-sub">A probing_sota report, generated from {e(source)} on {e(when)}.</p><nav>{nav}</nav>{body}'
+            f'<footer>{e(footer)}</footer></div>')
     if not standalone: return frag
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">'
             f'<title>{e(title)}</title></head><body style="margin:0;background:#fff">{frag}</body></html>')
+
+def framed_html(doc:str, # a whole HTML document (a report)
+                height:int=700, # the frame's height in pixels
+               ):
+    "An HTML document shown inline in a notebook: an iframe with the document in `srcdoc` (scripts and styles kept apart)."
+    from IPython.display import HTML
+    with warnings.catch_warnings():  # IPython suggests IFrame, which cannot take a document inline (srcdoc)
+        warnings.simplefilter('ignore', UserWarning)
+        return HTML(f'<iframe srcdoc="{html.escape(doc)}" style="width:100%;height:{height}px;border:1px solid #ddd"></iframe>')
 
 # %% ../nbs/11_report.ipynb #26d132ac
 def report_stage(run_dir, # a run directory (stage 03 at least; every later stage adds to the report)
