@@ -4,7 +4,7 @@ import json, subprocess, sys
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch, timm
 from probing_sota.data import write_imagenet_photos, imagenet_photos, load_dataset
-from probing_sota.models import create_model, load_model_file
+from probing_sota.models import create_model, load_model_file, decode_size
 from conftest import in_process
 
 NBS = Path(__file__).resolve().parent.parent/'nbs'
@@ -21,22 +21,28 @@ def cli(*args, cwd):
 def stock(tmp_path_factory):
     "A plain timm state_dict of EfficientNet-Lite0's real ImageNet weights (1000 outputs), and the 20 photos in three layouts."
     d = tmp_path_factory.mktemp('stock')
-    model, _ = create_model('efficientnet_lite0'); torch.save(model.state_dict(), d/'lite0.pt')
+    for n in ('lite0', 'lite1', 'lite2'):
+        model, _ = create_model(f'efficientnet_{n}'); torch.save(model.state_dict(), d/f'{n}.pt')
     for layout in ('wnid', 'name', 'index'): write_imagenet_photos(d/layout, layout)
     info = timm.data.ImageNetInfo('imagenet-1k')
     (d/'imagenet_classes.txt').write_text('\n'.join(info.index_to_description(i).split(',')[0].strip() for i in range(1000)) + '\n')
     return d
 
-def timm_restricted(model_file:Path, data, size:int=224)->tuple[np.ndarray, np.ndarray]:
+def stock_logits(model_file:Path, root:Path)->tuple:
+    "The plain timm model's 1000 logits on the folder's photos, with the preprocessing a probe of the file uses; and the data."
+    data = load_dataset('imagefolder', 'test', data_root=root, image_size=256, test_fraction=1, progress=False)
+    _, info = load_model_file(model_file, ARCH, data.classes)  # timm's rule for these weights: resize to 256, crop 224
+    assert decode_size(info) == 256
+    model = timm.create_model('tf_efficientnet_lite0', pretrained=False); model.load_state_dict(torch.load(model_file)); model.eval()
+    with torch.no_grad(): return model(info.transform()(torch.from_numpy(np.asarray(data.images)).permute(0, 3, 1, 2))), data
+
+def timm_restricted(model_file:Path, root:Path)->tuple:
     """timm's subset scoring (validate.py --valid-labels): the logits restricted to the subset's outputs before the argmax.
     The subset's output indices come from timm's own synset file (timm/data/_info/imagenet_synsets.txt)."""
+    logits, data = stock_logits(model_file, root); logits = logits.numpy()
     synsets = (Path(timm.__file__).parent/'data'/'_info'/'imagenet_synsets.txt').read_text().split()
     valid = np.array([synsets.index(c) for c in data.classes])
-    model = timm.create_model('tf_efficientnet_lite0', pretrained=False); model.load_state_dict(torch.load(model_file)); model.eval()
-    from probing_sota.data import BatchTransform
-    x = BatchTransform(size, (0.5,)*3, (0.5,)*3)(torch.from_numpy(np.asarray(data.images)).permute(0, 3, 1, 2))
-    with torch.no_grad(): logits = model(x).numpy()
-    return valid[logits[:, valid].argmax(1)], logits.argmax(1)
+    return valid[logits[:, valid].argmax(1)], logits.argmax(1), data
 
 def test_cli_probe_stock_model_on_wordnet_id_folders(stock, tmp_path):
     "No file needed: WordNet-id folders under an ImageNet head; every stage runs; the report says how often it predicted outside."
@@ -49,8 +55,7 @@ def test_cli_probe_stock_model_on_wordnet_id_folders(stock, tmp_path):
     m = json.loads((run/'metrics.json').read_text())
     assert m['label_space'] == '19 classes of 1000 outputs, matched by WordNet id' and m['n'] == 20  # every photo a test image
     pred = pd.read_csv(run/'predictions.csv').sort_values('index')
-    data = load_dataset('imagefolder', 'test', data_root=stock/'wnid', image_size=224, test_fraction=1, progress=False)
-    restricted, top1 = timm_restricted(stock/'lite0.pt', data)
+    restricted, top1, data = timm_restricted(stock/'lite0.pt', stock/'wnid')
     synsets = (Path(timm.__file__).parent/'data'/'_info'/'imagenet_synsets.txt').read_text().split()
     ours = np.array([synsets.index(data.classes[p]) for p in pred.pred])
     assert (ours == restricted).all()  # the same prediction as timm's restricted argmax, image by image
@@ -69,8 +74,7 @@ def test_cli_probe_stock_model_on_name_folders_with_names_file(stock, tmp_path):
     run = tmp_path/'runs'/'names'
     m = json.loads((run/'metrics.json').read_text()); assert m['matched_by'] == 'name' and m['n'] == 20
     pred = pd.read_csv(run/'predictions.csv')
-    data = load_dataset('imagefolder', 'test', data_root=stock/'wnid', image_size=224, test_fraction=1, progress=False)
-    restricted, _ = timm_restricted(stock/'lite0.pt', data)
+    restricted, _, data = timm_restricted(stock/'lite0.pt', stock/'wnid')
     names = (stock/'imagenet_classes.txt').read_text().split('\n')
     files = [Path(f).name for f in data.files]
     by_file = dict(zip(files, [names[o] for o in restricted]))
@@ -98,11 +102,7 @@ def test_several_outputs_per_class_from_a_mapping_file(stock, tmp_path):
     run = tmp_path/'runs'/'coarse'
     m = json.loads((run/'metrics.json').read_text())
     assert m['matched_by'] == 'mapping file' and m['n'] == 5 and m['label_space'].endswith('2 classes sum several outputs')
-    data = load_dataset('imagefolder', 'test', data_root=root, image_size=224, test_fraction=1, progress=False)
-    model = timm.create_model('tf_efficientnet_lite0'); model.load_state_dict(torch.load(stock/'lite0.pt')); model.eval()
-    from probing_sota.data import BatchTransform
-    with torch.no_grad():
-        p = model(BatchTransform(224, (0.5,)*3, (0.5,)*3)(torch.from_numpy(np.asarray(data.images)).permute(0, 3, 1, 2))).softmax(-1)
+    logits, data = stock_logits(stock/'lite0.pt', root); p = logits.softmax(-1)
     groups = [list(range(151, 269)), [609, 471, 751, 847]]  # jeep, cannon, racer (n04037443), tank
     flat = sum(groups, []); sums = torch.stack([p[:, g].sum(1) for g in groups], 1)/p[:, flat].sum(1, keepdim=True)
     probs = np.load(run/'probs.npy')
@@ -133,3 +133,29 @@ def test_in_memory_stock_model_probed_on_a_subset(stock, tmp_path):
     assert p.metrics['matched_by'] == 'WordNet id' and p.metrics['n'] == 20 and 'outside_rate' in p.metrics
     assert type(model.classifier) is torch.nn.Linear and torch.equal(model.classifier.weight, before)
     assert (tmp_path/'mem'/'report.html').exists()
+
+def test_three_stock_models_in_one_command_then_compare(stock, tmp_path, monkeypatch, capsys):
+    "Real EfficientNet-Lite0, -Lite1 and -Lite2 probed by one command (repeated --model/--weights) ending in their comparison."
+    models = [a for n in ('lite0', 'lite1', 'lite2') for a in ('--model', f'timm:tf_efficientnet_{n}', '--weights', stock/f'{n}.pt')]
+    r = cli('probe', *models, '--data', 'imagefolder', '--data-root', stock/'wnid', '--stages', 'evaluate,hard_examples',
+            '--nbs', NBS, '--name', 'three', cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    runs = tmp_path/'runs'; out = runs/'three'/'comparison'
+    assert {p.name for p in runs.iterdir()} == {'three', 'three-lite0', 'three-lite1', 'three-lite2'}
+    models_csv, pairs = pd.read_csv(out/'models.csv'), pd.read_csv(out/'pairs.csv')
+    assert models_csv.model.tolist() == ['three-lite0', 'three-lite1', 'three-lite2'] and len(pairs) == 3
+    for row in models_csv.itertuples():  # each model's accuracy is its own run's, with the same 20 photos
+        assert row.n == 20 and row.accuracy == pytest.approx(json.loads((runs/row.model/'metrics.json').read_text())['accuracy'])
+    assert len(pd.read_csv(out/'examples.csv')) == 20
+    assert (runs/'three'/'report.html').exists() and (runs/'three'/'gallery.html').exists()
+    # the compare command on two of the runs, by name under --runs; one run alone is refused and writes nothing
+    r = in_process('compare', 'three-lite0', 'three-lite2', '--name', 'two', cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert pd.read_csv(runs/'two'/'comparison'/'pairs.csv')[['model_a', 'model_b']].values.tolist() == [['three-lite0', 'three-lite2']]
+    r = in_process('compare', 'three-lite0', '--name', 'one', cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
+    assert r.returncode == 2 and not (runs/'one').exists(), r.stderr
+
+def test_several_files_need_one_model_each(stock, tmp_path, monkeypatch, capsys):
+    r = in_process('probe', '--model', ARCH, '--weights', stock/'lite0.pt', '--weights', stock/'lite1.pt', '--data', 'imagefolder',
+                   '--data-root', stock/'wnid', '--nbs', NBS, cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
+    assert r.returncode == 2 and '2 --weights but 1 --model' in r.stderr and not (tmp_path/'runs').exists()
