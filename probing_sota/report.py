@@ -480,7 +480,8 @@ def worst_cases(rf:RunFiles, max_cases:int=12)->pd.DataFrame:
         mis = pr[pr.label != pr.pred]
     mis = mis.sort_values('loss', ascending=False, kind='stable')
     png = mis['index'].map(lambda i: rf.path(f'gradcam_outputs/misclassified/{int(i)}.png'))
-    return mis.assign(png=png)[png.map(Path.exists).values].head(max_cases).reset_index(drop=True)
+    keep = png.map(Path.exists).to_numpy(dtype=bool)  # boolean even when nothing was misclassified (an empty mask selects rows)
+    return mis.assign(png=png)[keep].head(max_cases).reset_index(drop=True)
 
 def case_caption(r, classes:list|None=None)->str:
     "`#index true → predicted (confidence), loss`."

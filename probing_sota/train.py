@@ -223,7 +223,8 @@ def check_prefix_cache(model:nn.Module, first:str, prefix:list[str], x:torch.Ten
         full = model(x).float()
         cached = cache_inputs(model, first, [(x, torch.zeros(len(x)), None)], dtype=torch.float32)[0]
         with skipping(model, prefix): part = model(cached).float()
-    except RuntimeError: return False  # the rest of the forward cannot take the cached inputs (a ViT adds its class token again)
+    except Exception: return False  # the rest of the forward cannot take the cached inputs (a ViT adds its class token again;
+                                    # torchvision's DenseNet pools a tensor that is no longer a map: ValueError)
     finally: model.train(was)
     return part.shape == full.shape and bool(torch.allclose(part, full, rtol=tol, atol=tol*float(full.abs().max().clamp_min(1))))
 
@@ -416,7 +417,8 @@ def train_stage(run_dir, # the run directory (runs/<name>)
     freeze(model, info, final)
     opt = make_optimizer([p for p in model.parameters() if p.requires_grad], optimizer, lr, weight_decay)
     sched = make_schedule(opt, schedule, epochs*math.ceil(len(train_dl)/accumulate), warmup)
-    n_trainable = {s: int(param_summary(freeze(model, info, s)).iloc[-1].trainable) for s in {phase_strategy(strategy, e, switch_epoch) for e in range(epochs)}}
+    n_trainable = {s: sum(p.numel() for p in freeze(model, info, s).parameters() if p.requires_grad)  # every one, the model's own too (a ViT's class token)
+                   for s in {phase_strategy(strategy, e, switch_epoch) for e in range(epochs)}}
     log, p_hist, c_hist, e_hist, d_hist, best_acc, start, step, stale = [], [], [], [], [], -1.0, 0, 0, 0
     if exist == 'resume' and last_path.exists():
         ck = load_checkpoint(last_path, num_classes=train.num_classes); st = ck['train_state']
@@ -519,7 +521,7 @@ def _prefix_cache(model, info, train, val, eval_tf, batch_size, dev, mem, seed, 
     first, prefix = frozen_prefix(model, list(info.last_block) + [info.head], probe)
     if not prefix: return [], None
     if not check_prefix_cache(model, first, prefix, probe):
-        print(f"note: {info.name}'s forward does more than chain its modules before {first}: the frozen layers run every epoch"); return [], None
+        print(f"note: {info.arch}'s forward does more than chain its modules before {first}: the frozen layers run every epoch"); return [], None
     per_image = cache_inputs(model, first, [(probe[:1], torch.zeros(1), None)])[0].numel()*2  # bytes, as float16
     need = per_image*(len(train) + len(val))
     if need > sum(mem):
