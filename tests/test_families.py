@@ -126,10 +126,7 @@ def test_probe_stages_run_on_the_trained_model(family, runs):
 
 # What `last_block` leaves frozen today (models.timm_spec takes the last `feature_info` module alone, models.torchvision_spec
 # names none): each is a strict xfail, so the test fails once models fixes it and the mark must go.
-LAST_BLOCK_GAPS = {'vit': 'the final norm stays frozen', 'swin': 'the final norm stays frozen', 'convnext': "the head's norm stays frozen",
-                   'efficientnet': 'conv_head and bn2 stay frozen', 'mobilenetv3': 'conv_head stays frozen',
-                   'densenet': "last_block is features.norm5 alone (a BatchNorm): denseblock4 stays frozen",
-                   'torchvision-mobilenetv3': 'last_block is empty: it trains the head alone'}
+LAST_BLOCK_GAPS = {}  # families whose last_block would leave layers frozen before the head (none since models.last_block_modules)
 NAMES = {**{f: n for f, (n, *_) in FAMILIES.items()}, 'torchvision-mobilenetv3': 'torchvision:mobilenet_v3_small'}
 
 def forward_order(model:nn.Module, x:torch.Tensor)->list[str]:

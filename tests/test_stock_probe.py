@@ -31,7 +31,7 @@ def stock(tmp_path_factory):
 def stock_logits(model_file:Path, root:Path)->tuple:
     "The plain timm model's 1000 logits on the folder's photos, with the preprocessing a probe of the file uses; and the data."
     data = load_dataset('imagefolder', 'test', data_root=root, image_size=256, test_fraction=1, progress=False)
-    _, info = load_model_file(model_file, ARCH, data.classes)  # timm's rule for these weights: resize to 256, crop 224
+    _, info = load_model_file(model_file, ARCH)  # the preprocessing a probe of the file uses: timm's, resize to 256, crop 224
     assert decode_size(info) == 256
     model = timm.create_model('tf_efficientnet_lite0', pretrained=False); model.load_state_dict(torch.load(model_file)); model.eval()
     with torch.no_grad(): return model(info.transform()(torch.from_numpy(np.asarray(data.images)).permute(0, 3, 1, 2))), data
