@@ -1097,6 +1097,7 @@ def probe(model, # any classifier in memory: uint8-derived normalised images in,
           layer:str|None=None, # the Grad-CAM layer (default: found by a probe pass)
           arch:str|None=None, # its torchvision/timm name, if it is one: then later sessions can rebuild it from the run
           threshold:float=0.4, method:str='gradcam', max_images:int|None=48, max_per_set:int=60, baselines:bool=False,
+          max_train:int|None=20000, # the most training images 07 embeds for the neighbours (a dataset with a training split)
           tta:bool=False, device='auto', seed:int=0,
           embed_layer:str|None=None, # the module whose input is the embedding (default: the head; see `embedding_layer`)
          )->Probe:
@@ -1127,7 +1128,7 @@ def probe(model, # any classifier in memory: uint8-derived normalised images in,
     step('evaluate', evaluate_model, model, data, run_dir, info, tta=tta, device=device, embed_layer=embed_layer)
     step('hard_examples', hard_stage, run_dir, threshold)
     step('gradcam', cam_stage, run_dir, method, max_images=max_images, device=device, seed=seed)
-    step('why', why_stage, run_dir, device=device, seed=seed)
+    step('why', why_stage, run_dir, max_train=max_train, device=device, seed=seed)
     step('gallery', export_gallery_html, run_dir, max_per_set=max_per_set, method=method)
     if baselines:
         from probing_sota.baselines import baselines_stage

@@ -6,6 +6,7 @@ import numpy as np, pandas as pd, pytest, torch, torchvision
 from PIL import Image
 from probing_sota.data import load_dataset, plant_bad_files, image_cache_dir
 from probing_sota.pipeline import main
+from probing_sota.core import run_params
 
 FMNIST = Path('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz')
 needs_fmnist = pytest.mark.skipif(not FMNIST.exists(), reason='Debian package dataset-fashion-mnist not installed (make test installs it as root)')
@@ -86,7 +87,8 @@ def test_cli_run_on_split_folders_with_bad_files_and_missing_classes(tmp_path):
 
 @needs_fmnist
 def test_cli_probe_on_a_flat_folder_split_here(tmp_path):
-    "One tree of class folders, split 80/20 by the package, with bad files: a model file is probed through every stage."
+    """One tree of class folders with bad files, probed through every stage: a probe has no training, so every readable image
+    is a test image (the lone image of a class too); 07 skips the neighbours and 10 says why there are no baselines."""
     root = tmp_path/'flat'
     write_classes(root, {'shirt': 6, 'sneaker': 7, 'sandal': 5}, 15); write_classes(root, {'lonely': 8}, 1)  # a class of one image
     planted = plant(root/'sneaker')
@@ -97,9 +99,11 @@ def test_cli_probe_on_a_flat_folder_split_here(tmp_path):
     run = tmp_path/'runs'/'probe-r18'
     skipped_as_planted(run, planted)
     n_readable = 46 + (planted.kind == 'readable').sum()
-    assert json.loads((run/'metrics.json').read_text())['n'] == round(0.2*n_readable)
-    pc = pd.read_csv(run/'per_class.csv').set_index('class')  # the lone image stays in training; the rest is stratified
-    assert pc.loc['lonely', 'support'] == 0 and (pc.drop('lonely').support >= 3).all(), pc
+    assert json.loads((run/'metrics.json').read_text())['n'] == n_readable and run_params(run)['probe']
+    pc = pd.read_csv(run/'per_class.csv').set_index('class')
+    assert pc.loc['lonely', 'support'] == 1 and pc.support.sum() == n_readable, pc
+    assert all(v['status'] == 'done' for v in json.loads((run/'pipeline.json').read_text())['stages'].values())
+    assert 'note: no baselines' in (run/'notebooks'/'10_baselines.ipynb').read_text()
     assert (run/'report.html').exists() and 'image cache' in (run/'notebooks'/'04_evaluate.ipynb').read_text()
 
 @needs_fmnist

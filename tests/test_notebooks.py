@@ -42,25 +42,28 @@ def test_big_figures_are_shrunk():
     assert N.shrink_png(t64) == t64  # small figures are kept byte for byte
 
 def test_execute_then_check_then_stale(tmp_path):
-    "A notebook executed in place keeps its figure and its digest; skipped cells keep nothing; an edit makes it stale."
+    """A notebook executed in place keeps its figure and its digest; skipped cells keep nothing; an edit makes it stale; an
+    import beside other code (which nbdev's docs build runs alone) is named."""
     path = tmp_path/'99_demo.ipynb'
-    nb = new_notebook(cells=[new_markdown_cell('# Demo'), new_code_cell('import matplotlib.pyplot as plt\nplt.plot([1, 3, 2]);'),
+    nb = new_notebook(cells=[new_markdown_cell('# Demo'), new_code_cell('import matplotlib.pyplot as plt'), new_code_cell('plt.plot([1, 3, 2]);'),
                              new_code_cell('#| eval: false\nprint("not run")'), new_code_cell('print(6*7)')],
                       metadata={'kernelspec': {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'}})
     nbformat.write(nb, path)
     assert N.problems(path) == ['99_demo.ipynb has no outputs: run `make nbs NB=99_demo.ipynb` and commit the notebook']
     N.execute(path)
     done = nbformat.read(path, as_version=4)
-    assert any('image/png' in o.get('data', {}) for o in done.cells[1].outputs)
-    assert done.cells[2].outputs == [] and 'tags' not in done.cells[2].metadata
-    assert done.cells[3].outputs[0]['text'] == '42\n' and done.cells[3].execution_count is None  # cleaned as nbdev_clean does
+    assert any('image/png' in o.get('data', {}) for o in done.cells[2].outputs)
+    assert done.cells[3].outputs == [] and 'tags' not in done.cells[3].metadata
+    assert done.cells[4].outputs[0]['text'] == '42\n' and done.cells[4].execution_count is None  # cleaned as nbdev_clean does
     assert N.problems(path) == []
-    figure = done.cells[1].outputs; done.cells[1].outputs = [o for o in figure if 'image/png' not in o.get('data', {})]
+    figure = done.cells[2].outputs; done.cells[2].outputs = [o for o in figure if 'image/png' not in o.get('data', {})]
     nbformat.write(done, path)
-    assert N.problems(path) == ['99_demo.ipynb: cells [1] draw but store no figure: run `make nbs NB=99_demo.ipynb` and commit the notebook']
-    done.cells[1].outputs = figure
-    done.cells[3].source = 'print(6*9)'; nbformat.write(done, path)
+    assert N.problems(path) == ['99_demo.ipynb: cells [2] draw but store no figure: run `make nbs NB=99_demo.ipynb` and commit the notebook']
+    done.cells[2].outputs = figure
+    done.cells[4].source = 'print(6*9)'; nbformat.write(done, path)
     assert 'outputs are from other code' in N.problems(path)[0]
+    done.cells[4].source = 'import math\nprint(math.pi)'; nbformat.write(done, path)
+    assert "cells [4] import beside other code, which nbdev's docs build runs" in N.problems(path)[-1]
 
 def test_only_the_shown_widgets_keep_their_state():
     "A widget a test made but never showed is not stored; the ones inside a shown widget are."

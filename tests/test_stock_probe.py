@@ -45,13 +45,14 @@ def timm_restricted(model_file:Path, root:Path)->tuple:
     return valid[logits[:, valid].argmax(1)], logits.argmax(1), data
 
 def test_cli_probe_stock_model_on_wordnet_id_folders(stock, tmp_path):
-    "No file needed: WordNet-id folders under an ImageNet head; every stage runs; the report says how often it predicted outside."
+    """No file needed: WordNet-id folders under an ImageNet head; the hard sets, the gallery's CAMs of the mapped classes and the
+    report say how often it predicted outside. (Every stage of a probe on an all-test folder: test_imagefolder's flat folder.)"""
     r = cli('probe', '--model', ARCH, '--weights', stock/'lite0.pt', '--data', 'imagefolder', '--data-root', stock/'wnid', *BUDGETS,
-            '--nbs', NBS, '--name', 'stock', cwd=tmp_path)
+            '--stages', 'evaluate,hard_examples,gallery,report', '--nbs', NBS, '--name', 'stock', cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     run = tmp_path/'runs'/'stock'
     done = json.loads((run/'pipeline.json').read_text())['stages']
-    assert all(v['status'] == 'done' for v in done.values()), done
+    assert list(done) == ['evaluate', 'hard_examples', 'gallery', 'report'] and all(v['status'] == 'done' for v in done.values()), done
     m = json.loads((run/'metrics.json').read_text())
     assert m['label_space'] == '19 classes of 1000 outputs, matched by WordNet id' and m['n'] == 20  # every photo a test image
     pred = pd.read_csv(run/'predictions.csv').sort_values('index')

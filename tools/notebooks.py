@@ -163,6 +163,18 @@ def has_figure(cell)->bool:
     return any(k.startswith('image/') or k == 'application/vnd.jupyter.widget-view+json'
                for o in cell.get('outputs', []) for k in o.get('data', {}))
 
+def docs_runs_alone(cell)->bool:
+    """Does nbdev's docs build execute this cell without the cells before it, and fail on their names? It executes every
+    cell that imports (nbdev's processors._do_eval), so a cell importing beside a demo's code runs that code alone. Only
+    imports and guarded blocks (the Colab install) may stand beside an import outside the export cells."""
+    import ast
+    if cell.cell_type != "code" or re.search(r'^#\|\s*(export|exports|exporti|exec_doc)\b|nbdev_export\(\)', cell.source, re.M): return False
+    if re.search(r'^#\|\s*eval\s*:\s*false', cell.source, re.M): return False
+    try: tree = ast.parse('\n'.join(l for l in cell.source.splitlines() if not l.lstrip().startswith(('%', '!'))))
+    except SyntaxError: return False
+    imports = (ast.Import, ast.ImportFrom)
+    return any(isinstance(n, imports) for n in tree.body) and any(not isinstance(n, imports + (ast.If,)) for n in tree.body)
+
 def problems(path:Path)->list[str]:
     "What is wrong with the notebook's stored outputs (empty: nothing)."
     nb = nbformat.read(path, as_version=4)
@@ -176,6 +188,9 @@ def problems(path:Path)->list[str]:
     if errs := [o for o in outs if o.get('output_type') == 'error']: found.append(f"{path.name} stored an error ({errs[0].get('ename')}): {fix}")
     if blank := [i for i in figure_cells(nb) if not has_figure(nb.cells[i])]:
         found.append(f"{path.name}: cells {blank} draw but store no figure: {fix}")
+    if mixed := [i for i, c in enumerate(nb.cells) if docs_runs_alone(c)]:
+        found.append(f"{path.name}: cells {mixed} import beside other code, which nbdev's docs build runs without the cells "
+                     "before them: move the imports to the notebook's import cell")
     if (size := path.stat().st_size) > (budget := BUDGETS.get(path.name, BUDGET)):
         found.append(f"{path.name} is {size/1e6:.2f} MB, over its budget of {budget/1e6:.1f} MB: fewer or smaller figures")
     return found
