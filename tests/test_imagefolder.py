@@ -87,14 +87,15 @@ def test_cli_run_on_split_folders_with_bad_files_and_missing_classes(tmp_path):
 
 @needs_fmnist
 def test_cli_probe_on_a_flat_folder_split_here(tmp_path):
-    """One tree of class folders with bad files, probed through every stage: a probe has no training, so every readable image
-    is a test image (the lone image of a class too); 07 skips the neighbours and 10 says why there are no baselines."""
+    """One tree of class folders with bad files, probed: a probe has no training, so every readable image is a test image (the
+    lone image of a class too); 07 skips the neighbours and 10 says why there are no baselines; the report says what ran."""
     root = tmp_path/'flat'
     write_classes(root, {'shirt': 6, 'sneaker': 7, 'sandal': 5}, 15); write_classes(root, {'lonely': 8}, 1)  # a class of one image
     planted = plant(root/'sneaker')
     torch.manual_seed(0); f = tmp_path/'r18.pt'; torch.save(torchvision.models.resnet18(num_classes=4).state_dict(), f)
     r = cli('probe', '--model', 'resnet18', '--weights', str(f), '--data', 'imagefolder', '--data-root', str(root), '--input-size', '32',
-            '--crop-pct', '1', '--preset', 'tiny', '-p', 'gradcam.max_images=4', '-p', 'device=cpu', cwd=tmp_path)
+            '--crop-pct', '1', '--preset', 'tiny', '-p', 'gradcam.max_images=4', '-p', 'device=cpu',
+            '--stages', 'evaluate,hard_examples,why,baselines,report', cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     run = tmp_path/'runs'/'probe-r18'
     skipped_as_planted(run, planted)
@@ -102,7 +103,8 @@ def test_cli_probe_on_a_flat_folder_split_here(tmp_path):
     assert json.loads((run/'metrics.json').read_text())['n'] == n_readable and run_params(run)['probe']
     pc = pd.read_csv(run/'per_class.csv').set_index('class')
     assert pc.loc['lonely', 'support'] == 1 and pc.support.sum() == n_readable, pc
-    assert all(v['status'] == 'done' for v in json.loads((run/'pipeline.json').read_text())['stages'].values())
+    st = json.loads((run/'pipeline.json').read_text())['stages']
+    assert list(st) == ['evaluate', 'hard_examples', 'why', 'baselines', 'report'] and all(v['status'] == 'done' for v in st.values())
     assert 'note: no baselines' in (run/'notebooks'/'10_baselines.ipynb').read_text()
     assert (run/'report.html').exists() and 'image cache' in (run/'notebooks'/'04_evaluate.ipynb').read_text()
 

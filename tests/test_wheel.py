@@ -6,7 +6,10 @@ from probing_sota.pipeline import STAGES, stage_notebooks
 
 ROOT = Path(__file__).parent.parent
 # the tiny preset with every stage cut to a few seconds (80 test images, no planted checks, two corruptions): this test asks
-# that the installed package runs each stage notebook, not what the stages find (the shared tiny run's tests do)
+# that the installed package runs its stage notebooks, not what the stages find (the shared tiny run's tests do). It runs the
+# first, the second and the last stage: every shipped notebook is checked byte for byte against nbs/, and they are found
+# and started one way, so the other six would run as these do (the shared tiny run runs all nine from the clone)
+WHEEL_STAGES = ['train', 'evaluate', 'report']
 TINY = ['--preset', 'tiny', '-p', 'device=cpu', '-p', 'train.n_train=128', '-p', 'train.epochs=1', '-p', 'evaluate.n_test=80',
         '-p', 'hard_examples.top_k=20', '-p', 'gradcam.max_images=6', '-p', 'why.folds=3', '-p', 'why.checks=False',
         '-p', 'why.train_issues=False', '-p', 'why.n_slices=3', '-p', 'robustness.corruptions=blur,noise', '-p', 'robustness.max_images=120',
@@ -77,12 +80,14 @@ def test_installed_wheel_runs_the_pipeline(tmp_path):
     for a in [['init', '-q'], ['add', 'README.md'], ['-c', 'user.name=u', '-c', 'user.email=u@x', 'commit', '-qm', 'mine']]:
         subprocess.run(['git', *a], cwd=tmp_path, check=True, capture_output=True)
     env = {**os.environ, 'JUPYTER_PATH': str(other_python3_kernel(tmp_path/'jupyter'))}
-    r = subprocess.run([venv_bin/'probing-sota', 'run', *TINY], cwd=user, env=env, capture_output=True, text=True, timeout=1200)
+    r = subprocess.run([venv_bin/'probing-sota', 'run', *TINY, '--stages', ','.join(WHEEL_STAGES)], cwd=user, env=env,
+                       capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     run = user/'runs'/'tiny'
     st = json.loads((run/'pipeline.json').read_text())['stages']
-    assert set(st) == set(STAGES.values()) and all(s['status'] == 'done' for s in st.values()), st
-    for f in ['report.html', 'gallery.html', 'metrics.json', 'model/best.pt', *(f'notebooks/{Path(n).name}' for n in expected)]:
+    assert list(st) == WHEEL_STAGES and all(s['status'] == 'done' for s in st.values()), st
+    ran = stage_notebooks(site/'probing_sota'/'nbs').set_index('name').loc[WHEEL_STAGES].notebook
+    for f in ['report.html', 'metrics.json', 'model/best.pt', *(f'notebooks/{Path(n).name}' for n in ran)]:
         assert (run/f).exists(), f
     assert str(run/'report.html') in r.stdout
     # the stage kernels ran this environment's Python and imported the wheel (the other 'python3' kernel.json was not taken)
