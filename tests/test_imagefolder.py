@@ -86,7 +86,7 @@ def test_cli_run_on_split_folders_with_bad_files_and_missing_classes(tmp_path):
     r = cli(*args, cwd=tmp_path); assert r.returncode == 0 and 'the image folder changed' in r.stdout, r.stdout[-2000:]
 
 @needs_fmnist
-def test_cli_probe_on_a_flat_folder_split_here(tmp_path):
+def test_cli_probe_reads_a_flat_folder_as_test_images(tmp_path):
     """One tree of class folders with bad files, probed: a probe has no training, so every readable image is a test image (the
     lone image of a class too); 07 skips the neighbours and 10 says why there are no baselines; the report says what ran."""
     root = tmp_path/'flat'

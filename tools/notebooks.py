@@ -7,7 +7,7 @@ A notebook's digest is the SHA-256 of the code its outputs came from: its own co
 imports, followed through their `from .x import` lines. `check` recomputes it, so outputs left from older code fail the
 tests until `make nbs` runs again. Cells that nbdev_test skips (`#| eval: false`, the `slow` and `cuda` flags of
 settings.ini) are skipped here too, and keep no outputs."""
-import argparse, base64, hashlib, io, json, os, re, sys, time
+import argparse, ast, base64, hashlib, io, json, os, re, sys, time
 from pathlib import Path
 import nbformat
 
@@ -167,9 +167,8 @@ def docs_runs_alone(cell)->bool:
     """Does nbdev's docs build execute this cell without the cells before it, and fail on their names? It executes every
     cell that imports (nbdev's processors._do_eval), so a cell importing beside a demo's code runs that code alone. Only
     imports and guarded blocks (the Colab install) may stand beside an import outside the export cells."""
-    import ast
-    if cell.cell_type != "code" or re.search(r'^#\|\s*(export|exports|exporti|exec_doc)\b|nbdev_export\(\)', cell.source, re.M): return False
-    if re.search(r'^#\|\s*eval\s*:\s*false', cell.source, re.M): return False
+    if cell.cell_type != 'code': return False
+    if re.search(r'^#\|\s*(export|exports|exporti|exec_doc|eval\s*:\s*false)\b|nbdev_export\(\)', cell.source, re.M): return False
     try: tree = ast.parse('\n'.join(l for l in cell.source.splitlines() if not l.lstrip().startswith(('%', '!'))))
     except SyntaxError: return False
     imports = (ast.Import, ast.ImportFrom)
