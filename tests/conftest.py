@@ -10,21 +10,21 @@ CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
 NO_CHROMIUM = 'needs Debian chromium (make test installs it as root)'
 BROWSER_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking']
 
-# The one tiny run that every test reading a finished run shares: the pipeline as a user runs it (stages 03-11, papermill),
+# The one tiny run that every test reading a finished run shares: the pipeline as a user runs it (stages 03-12, papermill),
 # on the generated shapes. Each override is as small as its readers allow:
 # train.epochs=1      test_pipeline checks that the override reached training (the notebook's own default is 2)
 # train.batch_size=16, train.lr=0.01: that one epoch still leaves confident (>= 0.9), low-confidence and misclassified test
 #                     examples (the report's CAM claims compare them; at the defaults nearly every example is low-confidence)
 # gradcam.max_images  test_pipeline: at most 6 misclassified CAMs; the report shows up to 4 cases
 # gallery.max_per_set the pipeline's own gallery.html (the browser tests export theirs again, uncapped)
-# baselines.*         stage 10 kept small (test_baselines runs it again on a copy, with its own budget)
+# baselines.*         stage 11 kept small (test_baselines runs it again on a copy, with its own budget)
 # hard_examples.top_k, why.folds, robustness.*: what the report and gallery tests used when they ran the stages themselves
 # The preset keeps the UMAP map off: the report test counts its figures without one.
 TINY_RUN = ['--preset', 'tiny', '-p', 'device=cpu', '-p', 'train.n_train=128', '-p', 'train.epochs=1', '-p', 'train.batch_size=16',
             '-p', 'train.lr=0.01', '-p', 'gradcam.max_images=6', '-p', 'gallery.max_per_set=12', '-p', 'baselines.n_train=300',
             '-p', 'baselines.cnn_epochs=1', '-p', 'hard_examples.top_k=20', '-p', 'why.folds=3', '-p', 'robustness.max_images=120',
             '-p', 'robustness.cam_images=16', '-p', 'robustness.max_cams=60']
-# what stage 10 (baselines) writes in a run
+# what stage 11 (baselines) writes in a run
 BASELINES_OUT = ['baselines', *(f'figures/{f}' for f in BASELINE_FIGURES)]
 
 @pytest.fixture(autouse=True)

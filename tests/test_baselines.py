@@ -21,7 +21,7 @@ def fm():
 
 @pytest.fixture(scope='module')
 def run(tiny_run, tmp_path_factory):
-    "The shared tiny run on the generated shapes (trained and evaluated), copied without what stage 10 wrote there."
+    "The shared tiny run on the generated shapes (trained and evaluated), copied without what stage 11 wrote there."
     return copy_run(tiny_run, tmp_path_factory.mktemp('b')/'run', drop=BASELINES_OUT)
 
 TINY = dict(n_train=300, knn_ks='1,3,5', cv_folds=3, cv_n=300, curve_points=3, curve_test=100, lrs='0.03,0.3', regs='1e-4',
@@ -189,7 +189,7 @@ def test_notebook_with_parameters(run, tmp_path):
     assert {'models', 'n_train', 'knn_k', 'cnn_epochs', 'device'} <= set(spec) and 'run_dir' not in spec
     part = tmp_path/'run'; shutil.copytree(run, part)
     baselines_stage(part, models='cnn', **TINY); assert (part/'baselines/cnn').exists()  # an earlier call, with another model
-    with stage_input(NBS/'10_baselines.ipynb') as src:
+    with stage_input(NBS/'11_baselines.ipynb') as src:
         pm.execute_notebook(src, str(tmp_path/'out.ipynb'), parameters={'run_dir': str(part), 'models': 'knn,svm', 'knn_k': 3, 'n_train': 200,
                                                                         'device': 'cpu'}, cwd=str(NBS), kernel_name='python3', progress_bar=False)
     comparison = pd.read_csv(part/'baselines/comparison.csv')

@@ -15,7 +15,8 @@ def test_info_reports_offline_sources():
 def test_stages_lists_every_stage():
     r = run('stages')
     assert r.returncode == 0, r.stderr
-    for name in ['train', 'evaluate', 'hard_examples', 'gradcam', 'why', 'robustness', 'gallery', 'baselines', 'report']: assert name in r.stdout
+    for name in ['train', 'evaluate', 'hard_examples', 'gradcam', 'why', 'robustness', 'diagnosis', 'gallery', 'baselines', 'report']:
+        assert name in r.stdout
 
 def test_bad_nbs_path_is_a_clear_error(tmp_path):
     r = subprocess.run([str(EXE), 'run', '--nbs', str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=tmp_path)

@@ -9,7 +9,7 @@ import build_docs
 
 @pytest.fixture(scope='module')
 def site(tiny_run, tmp_path_factory):
-    "The site from the notebooks' stored outputs, with the shared tiny run (stages 03-11) as the run its pages link to."
+    "The site from the notebooks' stored outputs, with the shared tiny run (stages 03-12) as the run its pages link to."
     out = tmp_path_factory.mktemp('docs')/'site'
     return out, build_docs.build(ROOT/'nbs', tiny_run, out)
 
@@ -17,7 +17,7 @@ def test_one_page_per_notebook_with_the_run(site):
     out, pages = site
     names = {p.stem for p in pages}
     assert names == {p.stem for p in (ROOT/'nbs').glob('*.ipynb')}
-    html = (out/'09_gallery.html').read_text()
+    html = (out/'10_gallery.html').read_text()
     assert 'application/vnd.jupyter.widget-state+json' in html  # the gallery widget's state is embedded
     assert 'cdn.jsdelivr' not in html and 'cdnjs' not in html and 'unpkg' not in html
     assert (out/'run/report.html').exists() and (out/'run/gallery.html').exists()
@@ -31,7 +31,7 @@ def test_every_page_in_the_browser(site, browser):
         page.on('pageerror', lambda e: errors.append(str(e)))
         page.on('requestfailed', lambda r: errors.append(f'request failed: {r.url}'))
         page.goto(f.as_uri(), wait_until='load')
-        if f.stem == '09_gallery':  # the widgets render from the site's own JavaScript
+        if f.stem == '10_gallery':  # the widgets render from the site's own JavaScript
             page.wait_for_selector('.widget-button', timeout=30_000)
             assert page.eval_on_selector_all('.ps-grid img, .widget-html img', 'els => els.length') > 0
         page.wait_for_timeout(300)
@@ -57,7 +57,7 @@ def test_pages_read_like_nbdev_with_the_stored_figures(site):
     for nb_path in sorted((ROOT/'nbs').glob('[0-9][0-9]_*.ipynb')):
         html, nb = (out/f'{nb_path.stem}.html').read_text(), nbformat.read(nb_path, as_version=4)
         assert 'In&nbsp;[' not in html, nb_path.name
-        if nb_path.stem != '13_pipeline':  # 12's outputs list notebook cells, directives and all
+        if nb_path.stem != '14_pipeline':  # 14's outputs list notebook cells, directives and all
             assert '#| export' not in html and '#| hide' not in html, nb_path.name
         shown = [i for i in N.figure_cells(nb) if 'skip-in-run' not in nb.cells[i].metadata.get('tags', [])]
         assert html.count('src="data:image/png;base64,') >= len(shown), nb_path.name

@@ -6,11 +6,12 @@ import pandas as pd, pytest, nbformat
 from conftest import CHROMIUM, NO_CHROMIUM, copy_run
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=NO_CHROMIUM)
-WHY_TABLES = ['hard/label_issues.csv', 'hard/neighbours.csv', 'hard/slices.csv', 'hard/slice_members.csv', 'hard/why_summary.json']
+WHY_TABLES = ['hard/label_issues.csv', 'hard/neighbours.csv', 'hard/slices.csv', 'hard/slice_members.csv', 'hard/why_summary.json',
+              'hard/diagnosis.csv']  # and 09's, which reads 07's
 
 @pytest.fixture(scope='module')
 def run(tiny_run, tmp_path_factory):
-    """The shared tiny run (stages 03-11), copied: `gallery_without_07.html` exported from a copy without stage 07's tables,
+    """The shared tiny run (stages 03-12), copied: `gallery_without_07.html` exported from a copy without stage 07's (and 09's) tables,
     `gallery.html` exported again (every hard example) after two planted label issues."""
     from probing_sota.gallery import export_gallery_html
     tmp = tmp_path_factory.mktemp('g'); run = copy_run(tiny_run, tmp/'run')
@@ -103,6 +104,23 @@ def test_slice_sets(run, browser):
         assert text[f'slice {k}'] == f'slice {k}: {what} · {len(want)} of its {size} shown'
         seen += len(want)
     assert seen > 0  # some slice holds hard examples
+    assert errors == [], errors
+
+def test_diagnosis_badges_filter_and_reason(run, browser):
+    "Stage 09's diagnosis on every diagnosed tile as a badge, a set per diagnosis in the filter, and the reason in the details."
+    page = browser.new_page(); errors = watch(page)
+    page.goto((run/'gallery.html').as_uri())
+    dg = pd.read_csv(run/'hard/diagnosis.csv').set_index('index'); hard = hard_index(run)
+    badges = dict(page.eval_on_selector_all('.ps-grid .ps-tile', """els => els.filter(e => e.querySelector('.ps-diag'))
+        .map(e => [+e.dataset.index, e.querySelector('.ps-diag').textContent])"""))
+    assert badges == {i: dg.diagnosis[i].replace('_', ' ') for i in dg.index if i in hard} and badges
+    kinds = [v for v in page.eval_on_selector_all('#ps-set option', 'els => els.map(e => e.value)') if v.startswith('diagnosis: ')]
+    assert kinds and set(kinds) == {f'diagnosis: {k}' for k in dg.diagnosis[dg.index.isin(hard)]}
+    for k in kinds:
+        page.select_option('#ps-set', k)
+        assert visible_index(page) == set(dg.index[dg.diagnosis == k[11:]]) & hard, k
+    i = next(iter(badges)); page.select_option('#ps-set', 'hard'); page.click(f'.ps-grid .ps-tile[data-index="{i}"]')
+    assert dg.reason[i] in page.inner_text('#ps-detail')
     assert errors == [], errors
 
 def test_details_neighbours(run, browser):

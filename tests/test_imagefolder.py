@@ -88,14 +88,15 @@ def test_cli_run_on_split_folders_with_bad_files_and_missing_classes(tmp_path):
 @needs_fmnist
 def test_cli_probe_reads_a_flat_folder_as_test_images(tmp_path):
     """One tree of class folders with bad files, probed: a probe has no training, so every readable image is a test image (the
-    lone image of a class too); 07 skips the neighbours and 10 says why there are no baselines; the report says what ran."""
+    lone image of a class too); 07 skips the neighbours, 09 says what it cannot diagnose without them, and 11 says why there are
+    no baselines; the report says what ran."""
     root = tmp_path/'flat'
     write_classes(root, {'shirt': 6, 'sneaker': 7, 'sandal': 5}, 15); write_classes(root, {'lonely': 8}, 1)  # a class of one image
     planted = plant(root/'sneaker')
     torch.manual_seed(0); f = tmp_path/'r18.pt'; torch.save(torchvision.models.resnet18(num_classes=4).state_dict(), f)
     r = cli('probe', '--model', 'resnet18', '--weights', str(f), '--data', 'imagefolder', '--data-root', str(root), '--input-size', '32',
             '--crop-pct', '1', '--preset', 'tiny', '-p', 'gradcam.max_images=4', '-p', 'device=cpu',
-            '--stages', 'evaluate,hard_examples,why,baselines,report', cwd=tmp_path)
+            '--stages', 'evaluate,hard_examples,why,diagnosis,baselines,report', cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     run = tmp_path/'runs'/'probe-r18'
     skipped_as_planted(run, planted)
@@ -104,8 +105,11 @@ def test_cli_probe_reads_a_flat_folder_as_test_images(tmp_path):
     pc = pd.read_csv(run/'per_class.csv').set_index('class')
     assert pc.loc['lonely', 'support'] == 1 and pc.support.sum() == n_readable, pc
     st = json.loads((run/'pipeline.json').read_text())['stages']
-    assert list(st) == ['evaluate', 'hard_examples', 'why', 'baselines', 'report'] and all(v['status'] == 'done' for v in st.values())
-    assert 'note: no baselines' in (run/'notebooks'/'10_baselines.ipynb').read_text()
+    assert list(st) == ['evaluate', 'hard_examples', 'why', 'diagnosis', 'baselines', 'report'] and all(v['status'] == 'done' for v in st.values())
+    ds = json.loads((run/'hard'/'diagnosis_summary.json').read_text())  # no training split: it says what it cannot diagnose
+    assert set(ds['cannot_diagnose']) == {'out_of_distribution', 'label_error', 'similar_class'} and ds['diagnosed'] >= 1
+    assert 'out_of_distribution' not in set(pd.read_csv(run/'hard'/'diagnosis.csv').diagnosis)
+    assert 'note: no baselines' in (run/'notebooks'/'11_baselines.ipynb').read_text()
     assert (run/'report.html').exists() and 'image cache' in (run/'notebooks'/'04_evaluate.ipynb').read_text()
 
 @needs_fmnist

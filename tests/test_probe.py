@@ -101,13 +101,13 @@ def cli(*args, cwd):
 
 @needs_fmnist
 def test_cli_probe_vit_on_fashion_mnist(tmp_path):
-    "`probing-sota probe` end to end (papermill, stages 04-10) on a timm ViT outside the registry, from a safetensors file."
+    "`probing-sota probe` end to end (papermill, stages 04-12) on a timm ViT outside the registry, from a safetensors file."
     torch.manual_seed(0)
     f = write_weights(timm.create_model('vit_tiny_patch16_224', img_size=64, num_classes=10), tmp_path/'vit.safetensors', 'safetensors')
-    # stages 07-09 on small budgets: without a training stage 07 embeds up to why.max_train (20,000) training images itself
+    # stages 07-10 on small budgets: without a training stage 07 embeds up to why.max_train (20,000) training images itself
     budgets = ['-p', 'why.max_train=500', '-p', 'robustness.max_images=120', '-p', 'robustness.cam_images=16', '-p', 'robustness.max_cams=60',
                '-p', 'robustness.corruptions=blur,noise', '-p', 'gallery.max_per_set=12', '-p', 'baselines.n_train=300',
-               '-p', 'baselines.cnn_epochs=1']
+               '-p', 'baselines.cnn_epochs=1', '-p', 'diagnosis.plants=20', '-p', 'diagnosis.spurious=false']
     r = cli('probe', '--model', 'vit_tiny_patch16_224', '--weights', str(f), '--data', 'fashion_mnist', '--input-size', '64',
             '--preset', 'tiny', '-p', 'evaluate.n_test=200', '-p', 'gradcam.max_images=6', *budgets, '--nbs', str(NBS), '--name', 'vit',
             cwd=tmp_path)
@@ -115,11 +115,15 @@ def test_cli_probe_vit_on_fashion_mnist(tmp_path):
     run = tmp_path/'runs'/'vit'
     check_run(run, 200)
     state = json.loads((run/'pipeline.json').read_text())
-    assert [k for k, v in state['stages'].items() if v['status'] == 'done'] == ['evaluate', 'hard_examples', 'gradcam', 'why', 'robustness', 'gallery', 'baselines', 'report']
+    assert [k for k, v in state['stages'].items() if v['status'] == 'done'] == ['evaluate', 'hard_examples', 'gradcam', 'why', 'robustness',
+                                                                             'diagnosis', 'gallery', 'baselines', 'report']
     cam = json.loads((run/'cam_summary.json').read_text()); assert cam['layer'] == 'blocks.11.norm1'
     assert 'peer_agreement' in cam  # recorded, never asserted in a run
     assert not (run/'train_log.csv').exists() and (run/'notebooks'/'06_gradcam.ipynb').exists()
     assert 'report.html' in r.stdout
+    diag = pd.read_csv(run/'hard'/'diagnosis.csv'); pred = pd.read_csv(run/'predictions.csv')  # every mistake of the ViT, one row
+    assert set(pred[pred.label != pred.pred]['index']) <= set(diag['index']) and diag['index'].is_unique
+    assert set(pd.read_csv(run/'hard'/'diagnosis_check.csv').diagnosis) == {'label_error', 'out_of_distribution', 'ambiguous', 'corruption'}
 
 def write_folder(root:Path, classes:list, per_class:int=8):
     "A small presplit image folder from real Fashion-MNIST images: odd class names, PNG and JPEG, grey and RGB."
@@ -183,7 +187,7 @@ def test_bad_input_fails_before_anything_is_written(tmp_path, monkeypatch, capsy
 
 @needs_fmnist
 def test_yaml_config_probes_a_file_through_run(tmp_path, monkeypatch, capsys):
-    "stage 04's weights parameter makes `run --config` (and sweeps) probe a file: stages 04-10, no training stage."
+    "stage 04's weights parameter makes `run --config` (and sweeps) probe a file: stages 04-12, no training stage."
     torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), tmp_path/'r18.pt')
     (tmp_path/'probe.yaml').write_text("evaluate:\n  weights: r18.pt\n  model_name: resnet18\n  dataset: fashion_mnist\n  input_size: 32\n")
     r = in_process('run', '--config', 'probe.yaml', '--preset', 'tiny', '--dry-run', '--nbs', str(NBS), cwd=tmp_path, capsys=capsys,

@@ -1,4 +1,4 @@
-"The run's report (09): built from the run's files only, self-contained, honest about what is missing; and opened in headless Chromium."
+"The run's report (12): built from the run's files only, self-contained, honest about what is missing; and opened in headless Chromium."
 import base64, json, re, shutil
 from html.parser import HTMLParser
 from pathlib import Path
@@ -12,7 +12,7 @@ NBS = Path(__file__).resolve().parents[1]/'nbs'
 
 @pytest.fixture(scope='module')
 def run(tiny_run, tmp_path_factory):
-    "The shared tiny run (stages 03-11), copied without stage 10's files (two tests add their own) and without the pipeline's report."
+    "The shared tiny run (stages 03-12), copied without stage 11's files (two tests add their own) and without the pipeline's report."
     return copy_run(tiny_run, tmp_path_factory.mktemp('r')/'run', drop=[*BASELINES_OUT, 'report.html', 'report.md', 'report_files'])
 
 @pytest.fixture(scope='module')
@@ -122,7 +122,7 @@ def test_images_inline(run, report):
     mis = pd.read_csv(run/'hard/misclassified.csv')
     n_cases = min(4, sum((run/f'gradcam_outputs/misclassified/{i}.png').exists() for i in mis['index']))
     figures = ['training_curves', 'confusion_matrix', 'reliability', 'data_map', 'cam_grid', 'slices',  # no embedding map: off in the fixture
-               'robustness', 'image_stats']
+               'robustness', 'image_stats'] + [f for f in ['diagnosis_shares', 'diagnosis_examples'] if (run/'figures'/f'{f}.png').exists()]
     assert len(d.imgs) == len(figures) + n_cases + 1  # + report_files/cam_stats.png
     for src in d.imgs:
         assert src.startswith(('data:image/png;base64,', 'data:image/jpeg;base64,')), src[:60]
@@ -157,7 +157,7 @@ def test_missing_stages_are_named(run, tmp_path):
     res = report_stage(part)
     d = doc(part)
     assert 'No cam_summary.json in this run: stage 06_gradcam writes it' in d.sections['cam_stats']['text']
-    assert 'stage 09_gallery writes it' in d.sections['links']['text'] and 'gallery.html' not in d.links
+    assert 'stage 10_gallery writes it' in d.sections['links']['text'] and 'gallery.html' not in d.links
     assert {'file': 'cam_summary.json', 'stage': '06_gradcam'} in res['missing']
     assert 'cam_stats' not in res['included'] and 'metrics' in res['included']
     assert '> **Missing.** No `cam_summary.json` in this run: stage 06_gradcam writes it.' in (part/'report.md').read_text()
@@ -166,7 +166,7 @@ def test_run_after_training_only(run, tmp_path):
     early = tmp_path/'early'; (early/'figures').mkdir(parents=True)
     for f in ['config.json', 'train_log.csv', 'figures/training_curves.png']: shutil.copy(run/f, early/f)
     res = report_stage(early)
-    assert {m['stage'] for m in res['missing']} >= {'04_evaluate', '05_hard_examples', '06_gradcam', '09_gallery'}
+    assert {m['stage'] for m in res['missing']} >= {'04_evaluate', '05_hard_examples', '06_gradcam', '10_gallery'}
     d = doc(early)
     assert 'stage 04_evaluate writes it' in d.sections['per_class']['text']
     assert 'stage 05_hard_examples writes it' in d.sections['hard']['text']
@@ -201,7 +201,7 @@ def test_notebook_with_parameters(run, tmp_path):
     from probing_sota.pipeline import stage_parameters, stage_input
     assert set(stage_parameters(NBS)['report']) == {'max_cases', 'title'}  # run_dir is the pipeline's own
     part = partial_copy(run, tmp_path/'pm', drop=['report.html', 'report.md'])
-    with stage_input(NBS/'11_report.ipynb') as src:
+    with stage_input(NBS/'12_report.ipynb') as src:
         pm.execute_notebook(src, str(tmp_path/'out.ipynb'), parameters={'run_dir': str(part), 'max_cases': 2},
                             cwd=str(NBS), kernel_name='python3', progress_bar=False)
     assert (part/'report.md').exists()
