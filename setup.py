@@ -19,6 +19,8 @@ py_versions = '3.10 3.11 3.12 3.13'.split()
 
 requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
+track_requirements = shlex.split(cfg.get('track_requirements', ''))  # W&B, MLflow, TensorBoard: `--track`
+hf_requirements = shlex.split(cfg.get('hf_requirements', ''))  # Hugging Face datasets: `--data hf`
 lic = licenses.get(cfg['license'].lower(), cfg['license'])
 min_python = cfg['min_python']
 scripts = [s.strip() for s in cfg.get('console_scripts', '').split('\n') if s.strip()]
@@ -59,7 +61,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=['probing_sota', 'probing_sota.*']),
     include_package_data=True,
     install_requires=requirements,
-    extras_require={'dev': dev_requirements},
+    extras_require={'dev': dev_requirements + track_requirements + hf_requirements, 'track': track_requirements, 'hf': hf_requirements},
     dependency_links=cfg.get('dep_links', '').split(),
     python_requires='>=' + min_python,
     long_description=open('README.md', encoding='utf-8').read(),

@@ -103,8 +103,8 @@ STAGE_FILES = {  # path (or path prefix) in a run directory -> the stage noteboo
     'claims.csv': '08_robustness', 'robustness.csv': '08_robustness', 'robustness_summary.json': '08_robustness',
     'image_stats.csv': '08_robustness', 'image_stats_compare.csv': '08_robustness', 'occlusion_check.csv': '08_robustness',
     'figures/robustness.png': '08_robustness', 'figures/image_stats.png': '08_robustness',
-    'remedies/': '14_pipeline (probing-sota remedies)',
-    'gallery.html': '10_gallery', 'baselines/': '11_baselines', 'notebooks/': '14_pipeline (papermill keeps the executed stages)',
+    'remedies/': '15_pipeline (probing-sota remedies)',
+    'gallery.html': '10_gallery', 'baselines/': '11_baselines', 'notebooks/': '15_pipeline (papermill keeps the executed stages)',
 }
 
 def stage_of(rel:str)->str|None:

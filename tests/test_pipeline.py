@@ -72,9 +72,20 @@ def test_failing_stage_is_named_and_the_run_resumes(tmp_path):
     assert (run/'model/best.pt').stat().st_mtime == mtime  # the model was not trained again
 
 def test_sweep_writes_the_comparison(tmp_path):
+    "A sweep of two points: two runs and their comparison; tracked, the sweep is a group (MLflow's parent run, W&B's group)."
     r = cli('sweep', '--runs', tmp_path, '--name', 'sw', *TINY, '-p', 'train.epochs=1', '--grid', 'train.strategy=head,last_block',
-            '--stages', 'train,evaluate')
+            '--stages', 'train,evaluate', '--track', 'mlflow,wandb')
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    from mlflow.tracking import MlflowClient
+    from probing_sota.track import mlflow_uri, wandb_offline_records
+    c = MlflowClient(mlflow_uri(tmp_path)); runs = c.search_runs([c.get_experiment_by_name('probing_sota').experiment_id])
+    parent = next(x for x in runs if x.info.run_name == 'sw'); kids = [x for x in runs if x is not parent]
+    assert sorted(x.info.run_name for x in kids) == ['strategy=head', 'strategy=last_block']
+    assert {x.data.tags.get('mlflow.parentRunId') for x in kids} == {parent.info.run_id}
+    assert 'tables/comparison.csv' in {a.path for a in c.list_artifacts(parent.info.run_id, 'tables')}
+    groups = {next(x for x in wandb_offline_records(tmp_path/'sw'/lab) if x['type'] == 'run')['run'].get('run_group')
+              for lab in ['strategy=head', 'strategy=last_block']}
+    assert groups == {'sw'}
     df = pd.read_csv(tmp_path/'sw/comparison.csv')
     assert list(df.label) == ['strategy=head', 'strategy=last_block'] and (df.status == 'done').all()
     for lab in df.label:  # each number is the run's own

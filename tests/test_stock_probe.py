@@ -130,8 +130,12 @@ def test_in_memory_stock_model_probed_on_a_subset(stock, tmp_path):
     model = timm.create_model('tf_efficientnet_lite0'); model.load_state_dict(torch.load(stock/'lite0.pt')); model.eval()
     before = model.classifier.weight.clone()
     p = probe(model, 'imagefolder', run_dir=tmp_path/'mem', data_root=stock/'wnid', input_size=128, mean=(0.5,)*3, std=(0.5,)*3,
-              max_images=4, max_per_set=4, device='cpu')
+              max_images=4, max_per_set=4, device='cpu', track='tensorboard')
     assert p.metrics['matched_by'] == 'WordNet id' and p.metrics['n'] == 20 and 'outside_rate' in p.metrics
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    ea = EventAccumulator(str(tmp_path/'mem'/'tensorboard')); ea.Reload()  # the in-memory probe, tracked stage by stage
+    assert ea.Scalars('test/accuracy')[0].value == pytest.approx(p.metrics['accuracy'])
+    assert {'seconds/evaluate', 'seconds/gradcam', 'seconds/report'} <= set(ea.Tags()['scalars'])
     assert type(model.classifier) is torch.nn.Linear and torch.equal(model.classifier.weight, before)
     assert (tmp_path/'mem'/'report.html').exists()
 
@@ -139,10 +143,17 @@ def test_three_stock_models_in_one_command_then_compare(stock, tmp_path, monkeyp
     "Real EfficientNet-Lite0, -Lite1 and -Lite2 probed by one command (repeated --model/--weights) ending in their comparison."
     models = [a for n in ('lite0', 'lite1', 'lite2') for a in ('--model', f'timm:tf_efficientnet_{n}', '--weights', stock/f'{n}.pt')]
     r = cli('probe', *models, '--data', 'imagefolder', '--data-root', stock/'wnid', '--stages', 'evaluate,hard_examples',
-            '--nbs', NBS, '--name', 'three', cwd=tmp_path)
+            '--nbs', NBS, '--name', 'three', '--track', 'mlflow', cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     runs = tmp_path/'runs'; out = runs/'three'/'comparison'
-    assert {p.name for p in runs.iterdir()} == {'three', 'three-lite0', 'three-lite1', 'three-lite2'}
+    assert {p.name for p in runs.iterdir()} == {'three', 'three-lite0', 'three-lite1', 'three-lite2', 'mlflow.db', 'mlartifacts'}
+    from mlflow.tracking import MlflowClient
+    from probing_sota.track import mlflow_uri
+    c = MlflowClient(mlflow_uri(runs)); tracked = c.search_runs([c.get_experiment_by_name('probing_sota').experiment_id])
+    parent = next(x for x in tracked if x.info.run_name == 'three')  # the comparison is the parent of the three probes
+    assert sorted(x.info.run_name for x in tracked if x.data.tags.get('mlflow.parentRunId') == parent.info.run_id) == \
+        ['three-lite0', 'three-lite1', 'three-lite2']
+    assert {'models.csv', 'pairs.csv'} <= {Path(a.path).name for a in c.list_artifacts(parent.info.run_id, 'tables')}
     models_csv, pairs = pd.read_csv(out/'models.csv'), pd.read_csv(out/'pairs.csv')
     assert models_csv.model.tolist() == ['three-lite0', 'three-lite1', 'three-lite2'] and len(pairs) == 3
     for row in models_csv.itertuples():  # each model's accuracy is its own run's, with the same 20 photos

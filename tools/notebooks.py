@@ -18,7 +18,7 @@ SKIP_TAG = 'skip-execution'  # nbclient's own tag for cells it leaves alone
 BUDGET = 1_000_000  # bytes per notebook
 BUDGETS = {'10_gallery.ipynb': 2_000_000,  # the gallery widget's state: its first page of images, and the detail view
            '12_report.ipynb': 2_500_000,  # the report itself, shown in the notebook with its figures inlined
-           '14_pipeline.ipynb': 2_000_000}  # a probe's report, shown as the Probe object shows it
+           '15_pipeline.ipynb': 2_000_000}  # a probe's report, shown as the Probe object shows it
 MAX_SIDE, BIG_PNG = 1200, 120_000  # figures wider than MAX_SIDE px are downscaled; PNGs above BIG_PNG bytes get a palette
 
 def notebooks(names=None)->list[Path]:
