@@ -16,10 +16,17 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 run: $(STAMP)
 	$(BIN)/probing-sota run --preset quickstart
 
+# /tmp is left as it was found: the notebooks' demo runs are scratch folders that their processes remove (nbdev_test's
+# workers end without Python's exit handlers, so the sweep removes theirs), pytest's folders go when every test passes
+# (one fixed folder, kept for a look when a test fails), torch's compile cache lives in the clone.
+PYTEST_TMP := $(or $(TMPDIR),/tmp)/probing-sota-pytest-$(shell id -u)
+SWEEP := $(BIN)/python -c "from probing_sota.core import sweep_scratch; sweep_scratch()"
+export TORCHINDUCTOR_CACHE_DIR := $(CURDIR)/.cache/torchinductor
 test: $(STAMP) check-export
 	$(BIN)/python tools/readme.py --check
-	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers $(JOBS) --timing
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -q -rs --durations=25 -n $(JOBS) --dist loadfile
+	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers $(JOBS) --timing; rc=$$?; $(SWEEP); exit $$rc
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -q -rs --durations=25 -n $(JOBS) --dist loadfile --basetemp=$(PYTEST_TMP); \
+	  rc=$$?; $(SWEEP); if [ $$rc = 0 ]; then rm -rf $(PYTEST_TMP); else echo "the failed tests' folders: $(PYTEST_TMP)"; fi; exit $$rc
 
 setup: $(STAMP)
 

@@ -11,7 +11,7 @@ import pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 from .core import (ProbingError, ConfigError, DataNotFoundError, check_choice, get_device, seed_everything, save_csv, save_json, save_figure, run_params,
                                Timings, save_timings)
-from .data import ImageData, load_dataset, stratified_subset, stratified_split, train_val_split, resize_images
+from .data import LISTED_DATASETS, ImageData, load_dataset, stratified_subset, stratified_split, train_val_split, resize_images
 from .models import run_model, run_data
 from .evaluate import prediction_table, classification_metrics
 from .hard import misclassified, hard_agreement
@@ -613,7 +613,7 @@ def stage_data(run_dir, n_train:int|None=None, n_test:int|None=None, seed:int=0)
     "The run's training subset, its test examples (those of its predictions.csv, if any) and its prediction table."
     run_dir = Path(run_dir); cfg = run_params(run_dir)
     if not cfg.get('dataset'): raise ProbingError(f"No dataset recorded in {run_dir/'config.json'}: run the training stage (03_train) into {run_dir} first.")
-    info = run_model(run_dir)[1] if cfg['dataset'] == 'imagefolder' else None  # the folder's cache is at the model's size
+    info = run_model(run_dir)[1] if cfg['dataset'] in LISTED_DATASETS else None  # the folder's cache is at the model's size
     small = (lambda d: resize_images(d, BASELINE_FOLDER_SIZE)) if info else (lambda d: d)  # 224² raw pixels: 150k features
     train = small(stratified_subset(run_data(cfg, 'train', info), n_train, seed))
     test = run_data(cfg, 'test', info)

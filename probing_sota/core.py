@@ -12,14 +12,14 @@ import pandas as pd
 import torch, torch.distributed as dist
 
 # %% auto #0
-__all__ = ['DIST_TIMEOUT_ENV', 'CKPT_FORMAT', 'EMBEDDING_STAGES', 'TIMINGS', 'PROGRESS_ENV', 'ProbingError', 'DataNotFoundError',
-           'CheckpointError', 'ConfigError', 'check_choice', 'get_device', 'launched_world', 'world_size', 'rank',
-           'local_rank', 'is_main', 'dist_timeout', 'init_distributed', 'shared_by_ranks', 'seed_everything',
-           'atomic_write', 'save_json', 'save_text', 'save_csv', 'save_npy', 'save_npz', 'save_figure',
-           'save_checkpoint', 'load_checkpoint', 'library_versions', 'git_commit', 'device_description',
+__all__ = ['DIST_TIMEOUT_ENV', 'CKPT_FORMAT', 'EMBEDDING_STAGES', 'TIMINGS', 'PROGRESS_ENV', 'SCRATCH_PREFIX', 'ProbingError',
+           'DataNotFoundError', 'CheckpointError', 'ConfigError', 'check_choice', 'get_device', 'launched_world',
+           'world_size', 'rank', 'local_rank', 'is_main', 'dist_timeout', 'init_distributed', 'shared_by_ranks',
+           'seed_everything', 'atomic_write', 'save_json', 'save_text', 'save_csv', 'save_npy', 'save_npz',
+           'save_figure', 'save_checkpoint', 'load_checkpoint', 'library_versions', 'git_commit', 'device_description',
            'prepare_run_dir', 'run_params', 'save_embeddings', 'load_embeddings', 'file_digest', 'Timings',
            'save_timings', 'progress_bar', 'shard', 'n_batches', 'rank_batches', 'all_sum', 'gather_rows', 'barrier',
-           'gather_objects', 'from_main', 'RunLocked', 'RunLock']
+           'gather_objects', 'from_main', 'RunLocked', 'RunLock', 'sweep_scratch', 'scratch_dir']
 
 # %% ../nbs/00_core.ipynb #749b5437
 class ProbingError(Exception):
@@ -536,3 +536,39 @@ class RunLock:
 
     def __enter__(self): return self.acquire()
     def __exit__(self, *exc): self.release()
+
+# %% ../nbs/00_core.ipynb #8e19cdbd
+SCRATCH_PREFIX = 'probing-sota-scratch-'
+_SCRATCH = {}  # pid -> this process's scratch root (a forked child makes its own)
+
+def _own_root()->Path:
+    "This process's scratch root, made on first use and removed when the process exits (only by the process that made it)."
+    import atexit, shutil, psutil
+    pid = os.getpid()
+    if pid not in _SCRATCH:
+        root = Path(tempfile.gettempdir())/f'{SCRATCH_PREFIX}{pid}-{int(psutil.Process(pid).create_time())}'
+        root.mkdir(exist_ok=True); _SCRATCH[pid] = root
+        atexit.register(lambda: os.getpid() == pid and shutil.rmtree(root, ignore_errors=True))
+    return _SCRATCH[pid]
+
+def sweep_scratch(tmp:str|Path|None=None)->list[Path]:
+    "Remove what gone processes left in the temporary folder: their scratch folders and the pipeline's kernel sockets."
+    import shutil, psutil
+    tmp, gone = Path(tmp or tempfile.gettempdir()), []
+    for p in tmp.glob(f'{SCRATCH_PREFIX}*'):
+        pid, _, start = p.name[len(SCRATCH_PREFIX):].partition('-')
+        if pid.isdigit() and start.isdigit() and not _process_alive(int(pid), float(start)):
+            shutil.rmtree(p, ignore_errors=True); gone.append(p)
+    dead = lambda pid: pid.isdigit() and not psutil.pid_exists(int(pid))
+    for p in tmp.glob('probing-sota-kernel-*-ipc-*'):  # `pipeline.kernel_manager_class`: a kernel killed before its shutdown
+        if dead(p.name.split('-')[3]): p.unlink(missing_ok=True); gone.append(p)
+    for p in tmp.glob('tmp*.json'):  # that kernel's connection file, which names its sockets
+        try: ip = json.loads(p.read_text()).get('ip', '') if p.stat().st_size < 2000 else ''
+        except (OSError, ValueError, AttributeError): continue
+        if 'probing-sota-kernel-' in ip and dead(Path(ip).name.split('-')[3]): p.unlink(missing_ok=True); gone.append(p)
+    return gone
+
+def scratch_dir(name:str='run')->Path:
+    "A new temporary folder for a demo run, removed with this process's scratch root when the process ends."
+    sweep_scratch()
+    return Path(tempfile.mkdtemp(prefix=f'{name}-', dir=_own_root()))

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #73a50c91
 from __future__ import annotations
-import os, sys, gzip, pickle, struct, math, json, time, hashlib, shutil, warnings
+import os, io, re, sys, gzip, pickle, struct, math, json, time, hashlib, shutil, warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 import numpy as np
@@ -16,15 +16,18 @@ from .core import (ConfigError, DataNotFoundError, ProbingError, check_choice, g
 
 # %% auto #0
 __all__ = ['SYNTHETIC_SHAPES', 'SYSTEM_DATA_DIRS', 'DEFAULT_CACHE', 'FASHION_MNIST_CLASSES', 'MNIST_CLASSES', 'IMAGE_EXTS',
-           'SPLIT_DIRS', 'IGNORED_DIRS', 'DECODER_VERSION', 'DATASETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'ImageData',
-           'make_synthetic', 'read_idx', 'read_cifar_pickle', 'search_roots', 'download_root', 'offline',
-           'find_mnist_files', 'folder_layout', 'empty_class_folders', 'list_image_folder', 'BadImage', 'decode_image',
-           'write_image_folder', 'plant_bad_files', 'imagenet_photos', 'write_imagenet_photos', 'image_cache_dir',
-           'cache_key', 'decode_all', 'BadImagesError', 'reason_kind', 'FolderCache', 'folder_digest',
-           'cache_image_folder', 'CachedImages', 'record_skipped', 'stratified_split', 'stratified_subset',
-           'train_val_split', 'DatasetSpec', 'register_dataset', 'load_dataset', 'dataset_classes',
-           'write_cifar_folder', 'resize_images', 'Augment', 'sample_transform', 'denormalize', 'to_display',
-           'BatchTransform', 'show_images', 'mix_batch', 'parse_bytes', 'memory_budget', 'epoch_order', 'DeviceLoader']
+           'SPLIT_DIRS', 'IGNORED_DIRS', 'HF_ROW', 'LISTED_DATASETS', 'MANIFEST_COLUMNS', 'DECODER_VERSION', 'DATASETS',
+           'IMAGENET_MEAN', 'IMAGENET_STD', 'ImageData', 'make_synthetic', 'read_idx', 'read_cifar_pickle',
+           'search_roots', 'download_root', 'offline', 'find_mnist_files', 'folder_layout', 'empty_class_folders',
+           'list_image_folder', 'BadImage', 'decode_image', 'write_image_folder', 'plant_bad_files', 'imagenet_photos',
+           'write_imagenet_photos', 'manifest_spec', 'read_manifest', 'manifest_columns', 'natural_classes',
+           'list_manifest', 'hf_open', 'hf_columns', 'list_hf', 'hf_image_bytes', 'list_source', 'source_base',
+           'source_item', 'shown_path', 'image_cache_dir', 'source_id', 'cache_key', 'decode_all', 'BadImagesError',
+           'reason_kind', 'FolderCache', 'source_digest', 'cache_image_folder', 'CachedImages', 'record_skipped',
+           'stratified_split', 'stratified_subset', 'train_val_split', 'DatasetSpec', 'register_dataset',
+           'load_dataset', 'dataset_classes', 'write_cifar_folder', 'resize_images', 'Augment', 'sample_transform',
+           'denormalize', 'to_display', 'BatchTransform', 'show_images', 'mix_batch', 'parse_bytes', 'memory_budget',
+           'epoch_order', 'DeviceLoader']
 
 # %% ../nbs/01_data.ipynb #4256327c
 @dataclass
@@ -270,6 +273,8 @@ def list_image_folder(root:str|Path)->tuple[list, pd.DataFrame]:
     return classes, files
 
 # %% ../nbs/01_data.ipynb #56641a9a
+HF_ROW = 'hf::'  # a Hugging Face dataset's row in a listing: hf::<split>::<row> (see `list_hf`)
+
 class BadImage(Exception):
     "A file that cannot be read as an image; the message says why."
 
@@ -292,14 +297,15 @@ def _open_rgb(path:Path, size:int)->Image.Image:
             im.load()  # the first frame of an animation
             return _to_rgb(ImageOps.exif_transpose(im))
 
-def decode_image(path:str|Path, # an image file
+def decode_image(path:str|Path, # an image file (or a Hugging Face row's reference, see `list_hf`)
                  size:int, # the side of the square output
                 )->np.ndarray:
     "One image file as RGB uint8 `size`×`size`: upright (EXIF), centre square resized; `BadImage` says why a file cannot be read."
-    path = Path(path)
     try:
-        if path.stat().st_size == 0: raise BadImage('empty file (0 bytes)')
-        im = _open_rgb(path, size)
+        if str(path).startswith(HF_ROW): data = hf_image_bytes(str(path)); src, n = io.BytesIO(data), len(data)
+        else: src = Path(path); n = src.stat().st_size
+        if n == 0: raise BadImage('empty file (0 bytes)')
+        im = _open_rgb(src, size)
     except BadImage: raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise BadImage(f"larger than PIL's decompression-bomb limit of {Image.MAX_IMAGE_PIXELS:,} pixels "
@@ -379,15 +385,195 @@ def write_imagenet_photos(root:str|Path, # the folder to write into (one sub-fol
         d = base/folder(label); d.mkdir(parents=True, exist_ok=True); shutil.copyfile(f, d/f.name)
     return Path(root)
 
+# %% ../nbs/01_data.ipynb #56e414cc
+LISTED_DATASETS = ('imagefolder', 'manifest', 'hf')  # the datasets listed file by file into the decode-once cache
+MANIFEST_COLUMNS = {'path': ('path', 'filepath', 'file_path', 'file', 'filename', 'file_name', 'image', 'image_path', 'img', 'img_path'),
+                    'label': ('label', 'class', 'class_name', 'category', 'target', 'labels', 'y'),
+                    'split': ('split', 'subset', 'set', 'partition')}
+
+def manifest_spec(data_root:str|Path)->tuple[Path, dict]:
+    "The manifest file and its column names from `data_root`: 'labels.csv' or 'labels.csv#path=img,label=species,split=fold'."
+    text, _, cols = str(data_root).partition('#'); given = {}
+    for item in filter(None, (c.strip() for c in cols.split(','))):
+        key, eq, col = item.partition('=')
+        if not eq or key.strip() not in MANIFEST_COLUMNS:
+            raise ConfigError(f"{data_root!r}: after '#' name the columns as path=COLUMN,label=COLUMN[,split=COLUMN], not {item!r}.")
+        given[key.strip()] = col.strip()
+    return Path(text).expanduser(), given
+
+def read_manifest(path:Path)->pd.DataFrame:
+    "A manifest's rows as text: CSV or TSV, or JSON lines (.jsonl, .json)."
+    if not path.is_file(): raise DataNotFoundError(f"The manifest {path} does not exist: pass --data-root the CSV or JSON-lines file of path,label[,split].")
+    try:
+        if path.suffix.lower() in ('.jsonl', '.json', '.ndjson'): df = pd.read_json(path, lines=True, dtype=False).astype(str)
+        else: df = pd.read_csv(path, sep=None, engine='python', dtype=str, keep_default_na=False)
+    except (ValueError, pd.errors.ParserError) as e:
+        raise ConfigError(f"{path} cannot be read as a CSV or JSON-lines manifest ({str(e).splitlines()[0][:160]}).") from None
+    return df.rename(columns=lambda c: str(c).strip())
+
+def manifest_columns(df:pd.DataFrame, given:dict, path:Path)->dict:
+    "{'path': column, 'label': column, 'split': column or None}: those named after '#', else the first usual name (any case)."
+    low = {c.lower(): c for c in df.columns}; out = {}
+    for key, names in MANIFEST_COLUMNS.items():
+        if key in given:
+            if given[key] not in df.columns: raise ConfigError(f"{path} has no column {given[key]!r} (its columns: {', '.join(df.columns)}).")
+            out[key] = given[key]
+        else: out[key] = next((low[n] for n in names if n in low), None)
+    if out['path'] is None or out['label'] is None:
+        missing = ' and '.join(k for k in ('path', 'label') if out[k] is None)
+        raise ConfigError(f"{path}: no {missing} column among {', '.join(df.columns)}. Name them after '#': "
+                          f"--data-root '{path}#path=COLUMN,label=COLUMN' (and split=COLUMN if it has one).")
+    return out
+
+def _split_of(values:pd.Series)->tuple[pd.Series, pd.Series]:
+    "Each row's split ('train', 'test' or '' for none) and why a row is left out ('' when it is not)."
+    v = values.fillna('').astype(str).str.strip().str.lower()
+    train, test, val = v.isin(SPLIT_DIRS['train']), v.isin(['test', 'testing']), v.isin(['val', 'valid', 'validation', 'dev'])
+    split = pd.Series('', index=v.index).mask(train, 'train').mask(test, 'test')
+    if not test.any(): split = split.mask(val, 'test')  # val is the test split when there is no test split (as for folders)
+    why = pd.Series('', index=v.index)
+    why = why.mask(val & test.any(), "in the val split, not used: the test split is 'test'")
+    why = why.mask(~(train | test | val) & (v != ''), 'split ' + v.map(repr) + ' is not train, test or val')
+    if (v != '').any(): why = why.mask(v == '', 'no split given (other rows have one)')
+    return split, why
+
+def natural_classes(names)->list:
+    "Class names in order: numerically when every name is an integer (2 before 10), else as text."
+    names = sorted(set(names))
+    return sorted(names, key=int) if all(n.lstrip('-').isdigit() for n in names) else names
+
+def _file_rows(base:Path, paths:pd.Series)->tuple[list, list, list]:
+    "Each listed file's size, mtime and why it cannot be read ('' when it exists), relative paths read from `base`."
+    sizes, mtimes, why = [], [], []
+    for p in paths:
+        try: st = os.stat(base/p); sizes.append(st.st_size); mtimes.append(st.st_mtime_ns); why.append('')
+        except OSError: sizes.append(-1); mtimes.append(-1); why.append('cannot be read (no such file)' if p else 'cannot be read (no path)')
+    return sizes, mtimes, why
+
+def list_manifest(data_root:str|Path)->tuple[list, pd.DataFrame]:
+    "The classes (the union of the labels) and one row per manifest row: path, split, class, reason, size, mtime, label."
+    path, given = manifest_spec(data_root); df = read_manifest(path); cols = manifest_columns(df, given, path)
+    rel = df[cols['path']].astype(str).str.strip(); cls = df[cols['label']].astype(str).str.strip()
+    split, why = _split_of(df[cols['split']]) if cols['split'] else (pd.Series('', index=df.index), pd.Series('', index=df.index))
+    sizes, mtimes, missing = _file_rows(path.parent, rel)
+    reason = why.where(why != '', pd.Series(missing, index=df.index)).where(cls != '', 'no label')
+    files = pd.DataFrame({'path': rel, 'split': split.where(reason == '', None), 'class': cls.where(reason == '', None),
+                          'reason': reason, 'size': sizes, 'mtime_ns': mtimes})
+    classes = natural_classes(files['class'].dropna())
+    files['label'] = files['class'].map({c: i for i, c in enumerate(classes)}).fillna(-1).astype(np.int64)
+    return classes, files
+
+# %% ../nbs/01_data.ipynb #3d581085
+_HF_OPEN, _HF_RAW = {}, {}  # this process's open datasets, and their image columns left encoded
+
+def _need_datasets():
+    try: import datasets; return datasets
+    except ImportError: raise ConfigError("--data hf needs the Hugging Face datasets package: pip install 'probing_sota[hf]' "
+                                          "(or pip install datasets).") from None
+
+def _parquet_splits(folder:Path)->dict:
+    "Parquet files by split, from their names or folders (train-00000-of-00002.parquet, test/…); all in one split otherwise."
+    out = {}
+    for f in sorted(folder.rglob('*.parquet')):
+        words = [w for part in f.relative_to(folder).parts for w in re.split(r'[-_./]', part.lower())]
+        split = next((s for s in ('train', 'test', 'validation', 'valid', 'val') if s in words), 'train')
+        out.setdefault(split, []).append(str(f))
+    return out
+
+def hf_open(location:str|Path)->dict:
+    "A Hugging Face dataset's splits ({name: Dataset}): a `save_to_disk` folder, a folder of parquet files, or a hub name (online)."
+    key = str(location)
+    if key in _HF_OPEN: return _HF_OPEN[key]
+    datasets = _need_datasets(); p = Path(key).expanduser()
+    if p.is_dir() and ((p/'dataset_dict.json').exists() or (p/'state.json').exists()): ds = datasets.load_from_disk(str(p))
+    elif p.is_dir() and (files := _parquet_splits(p)): ds = datasets.load_dataset('parquet', data_files=files)
+    elif p.exists(): raise DataNotFoundError(f"{p} is neither a dataset saved with save_to_disk (dataset_dict.json or state.json) "
+                                             "nor a folder of parquet files: pass --data-root one of those, or a hub name.")
+    else:
+        try: ds = datasets.load_dataset(key)
+        except Exception as e:
+            raise DataNotFoundError(f"No Hugging Face dataset {key!r}: not a folder here, and the hub gave {type(e).__name__}: "
+                                    f"{str(e).splitlines()[0][:160]}. Offline? Save it with save_to_disk where you are online and pass "
+                                    "--data-root that folder.") from None
+    _HF_OPEN[key] = splits = dict(ds) if isinstance(ds, datasets.DatasetDict) else {'': ds}
+    return splits
+
+def hf_columns(ds)->tuple[str, str, list|None]:
+    "The image column (an `Image` feature), the label column (a `ClassLabel`, else a usual label name) and the class names if any."
+    datasets = _need_datasets(); feats = ds.features
+    image = next((k for k, f in feats.items() if isinstance(f, datasets.Image)), None)
+    label = next((k for k, f in feats.items() if isinstance(f, datasets.ClassLabel)), None) or \
+            next((c for n in MANIFEST_COLUMNS['label'] for c in feats if c.lower() == n), None)
+    if image is None or label is None:
+        raise ConfigError(f"The dataset's columns are {', '.join(feats)}: --data hf needs an Image column and a ClassLabel (or label) "
+                          "column; cast them with dataset.cast_column(name, datasets.Image()) / datasets.ClassLabel(names=[...]).")
+    return image, label, (feats[label].names if isinstance(feats[label], datasets.ClassLabel) else None)
+
+def list_hf(location:str|Path)->tuple[list, pd.DataFrame]:
+    "The classes (the `ClassLabel`'s names in their order, else the union of labels) and one row per example, as for image folders."
+    splits = hf_open(location); names = None; parts = []
+    split_of, why_of = _split_of(pd.Series(list(splits)))
+    for (name, ds), split, why in zip(splits.items(), split_of, why_of):
+        image, label, names_here = hf_columns(ds); names = names or names_here
+        labels = pd.Series(ds[label]); cls = labels.map(lambda v: names_here[v] if names_here and v is not None and 0 <= v < len(names_here)
+                                                        else ('' if v is None else str(v)))
+        reason = pd.Series(why, index=labels.index).where(cls != '', 'no label') if why == '' else pd.Series(why, index=labels.index)
+        parts.append(pd.DataFrame({'path': [f'{HF_ROW}{name}::{i}' for i in range(len(ds))], 'split': split, 'class': cls,
+                                   'reason': reason, 'size': -1, 'mtime_ns': ds._fingerprint}))
+    files = pd.concat(parts, ignore_index=True)
+    files.loc[files.reason != '', ['split', 'class']] = None
+    classes = list(names) if names else natural_classes(files['class'].dropna())
+    files['label'] = files['class'].map({c: i for i, c in enumerate(classes)}).fillna(-1).astype(np.int64)
+    return classes, files
+
+def hf_image_bytes(ref:str)->bytes:
+    "The encoded image of one row, from its reference 'hf::<split>::<row>::<location>' (a file path where the dataset keeps one)."
+    _, split, row, location = ref.split('::', 3)
+    if (location, split) not in _HF_RAW:
+        ds = hf_open(location)[split]; image = hf_columns(ds)[0]
+        _HF_RAW[location, split] = (ds.cast_column(image, _need_datasets().Image(decode=False)), image)
+    ds, image = _HF_RAW[location, split]; cell = ds[int(row)][image]
+    if cell is None: raise BadImage('no image in this row')
+    if cell.get('bytes') is not None: return cell['bytes']
+    if cell.get('path'): return Path(cell['path']).read_bytes()
+    raise BadImage('no image in this row')
+
+# %% ../nbs/01_data.ipynb #a840561b
+def list_source(root:str|Path, kind:str|None=None)->tuple[list, pd.DataFrame]:
+    "The classes and files of an image folder, a manifest (a file) or a Hugging Face dataset (`kind='hf'`)."
+    if kind == 'hf': return list_hf(root)
+    if kind == 'manifest' or not Path(str(root).partition('#')[0]).expanduser().is_dir(): return list_manifest(root)
+    return list_image_folder(root)
+
+def source_base(root, kind:str|None=None)->Path|str:
+    "Where a listing's relative paths start: the folder itself, a manifest's folder, or a Hugging Face dataset's location."
+    if kind == 'hf': return str(root)
+    p = Path(str(root).partition('#')[0]).expanduser()
+    return p if p.is_dir() else p.parent
+
+def source_item(base, path:str)->str:
+    "What the decoder opens for a listed path: a file, or a Hugging Face row's reference."
+    return f'{path}::{base}' if path.startswith(HF_ROW) else os.path.join(str(base), path)
+
+def shown_path(base, path:str)->str:
+    "A listed path as a person reads it: the file's path, or location[split][row]."
+    if path.startswith(HF_ROW): _, split, row = path.split('::'); return f'{base}[{split}][{row}]'
+    return os.path.join(str(base), path)
+
 # %% ../nbs/01_data.ipynb #a5f54b14
 DECODER_VERSION = 1  # bump when decoding changes, so old caches are not reused
 def image_cache_dir()->Path:
     "Where decoded image folders are kept: `$PROBING_SOTA_CACHE`, else ~/.cache/probing_sota/images."
     return Path(os.environ.get('PROBING_SOTA_CACHE') or DEFAULT_CACHE.parent/'images').expanduser()
 
+def source_id(root)->str:
+    "A data source as the cache knows it: a folder's or manifest's real path (column names kept), a hub name as it is."
+    text, hash_, cols = str(root).partition('#'); p = Path(text).expanduser()
+    return (os.path.realpath(p) + hash_ + cols) if p.exists() else str(root)
+
 def cache_key(root:Path, files:pd.DataFrame, size:int)->str:
     "A digest of what the decoded images depend on: the folder, every image file's path, size and mtime, and the image size."
-    h = hashlib.sha256(f'{os.path.realpath(root)}|{size}|{DECODER_VERSION}'.encode())
+    h = hashlib.sha256(f'{source_id(root)}|{size}|{DECODER_VERSION}'.encode())
     for p, n, t in files[['path', 'size', 'mtime_ns']].itertuples(index=False): h.update(f'\n{p}|{n}|{t}'.encode())
     return h.hexdigest()[:16]
 
@@ -429,20 +615,20 @@ def reason_kind(reason:str)->str:
 
 def _slug(name:str)->str: return ''.join(c if c.isalnum() or c in '-_' else '_' for c in name)[:40] or 'folder'
 
-def _write_cache(d:Path, root:Path, todo:pd.DataFrame, size:int, progress:bool)->pd.DataFrame:
+def _write_cache(d:Path, root:str, base, todo:pd.DataFrame, size:int, progress:bool)->pd.DataFrame:
     "Decode `todo`'s files into the cache folder `d` (atomically: a finished cache has its meta.json); return path, row, reason."
     d.mkdir(parents=True, exist_ok=True); t0 = time.perf_counter()
     part = d/f'images.u8.part-{os.getpid()}'  # two machines decoding into one shared cache do not share a half-written file
-    bad = decode_all([str(root/p) for p in todo.path], part, size, progress=progress)
+    bad = decode_all([source_item(base, p) for p in todo.path], part, size, progress=progress)
     os.replace(part, d/'images.u8')
     decoded = pd.DataFrame({'path': todo.path.values, 'row': np.arange(len(todo)), 'reason': [bad.get(i, '') for i in range(len(todo))]})
     decoded.to_csv(d/'decoded.csv', index=False)
     secs = time.perf_counter() - t0
-    meta = {'root': os.path.realpath(root), 'size': size, 'n': len(todo), 'seconds': round(secs, 2), 'decoder': DECODER_VERSION,
+    meta = {'root': root, 'size': size, 'n': len(todo), 'seconds': round(secs, 2), 'decoder': DECODER_VERSION,
             'workers': _workers()}
     (d/f'meta.json.{os.getpid()}').write_text(json.dumps(meta)); os.replace(d/f'meta.json.{os.getpid()}', d/'meta.json')  # every machine's leader writes its cache
     for old in d.parent.glob(d.name.rsplit('-', 1)[0] + '-*'):  # the same folder at the same size, from before a file changed
-        if old != d and (old/'meta.json').exists() and json.loads((old/'meta.json').read_text()).get('root') == os.path.realpath(root):
+        if old != d and (old/'meta.json').exists() and json.loads((old/'meta.json').read_text()).get('root') == root:
             shutil.rmtree(old, ignore_errors=True)
     return decoded
 
@@ -456,6 +642,7 @@ class FolderCache:
     files: pd.DataFrame # path, split, class, label, row (-1: no image), reason ('' for an image), unreadable
     seconds: float # the decode's seconds (0 when read from the cache)
     empty_folders: list = field(default_factory=list) # class-level folders without an image file
+    kind: str = 'imagefolder' # or 'manifest', 'hf'
     @property
     def images_file(self)->Path: return self.path/'images.u8'
     @property
@@ -470,44 +657,49 @@ class FolderCache:
         mb = self.images_file.stat().st_size/2**20
         how = f'decoded in {self.seconds:.1f} s ({len(self.files[self.files.reason == ""])/max(self.seconds, 1e-9):,.0f} images/s, {_workers()} processes)' \
               if self.seconds else 'read, decoded before'
-        return (f"image folder {self.root}: {len(ok):,} images in {len(self.classes)} classes{' (' + splits + ')' if splits else ''}"
+        what = {'imagefolder': 'image folder', 'manifest': 'manifest', 'hf': 'Hugging Face dataset'}[self.kind]
+        return (f"{what} {self.root}: {len(ok):,} images in {len(self.classes)} classes{' (' + splits + ')' if splits else ''}"
                 + (f"; {len(sk):,} files skipped ({by}), listed in a run's skipped_files.csv (a split's .skipped)" if len(sk) else '')
                 + (f"; empty class folders, not classes: {', '.join(self.empty_folders)}" if self.empty_folders else '')
                 + f"\nimage cache {self.path} ({mb:,.1f} MB at {self.size}x{self.size}): {how}")
 
-def folder_digest(root:str|Path)->str:
-    "A digest of an image folder's image files (paths, sizes, mtimes): it changes when any of them does."
-    root = Path(root).expanduser(); _, files = list_image_folder(root)
+def source_digest(root:str|Path, kind:str|None=None)->str:
+    "A digest of a data source's image files (paths, sizes, mtimes; a Hugging Face dataset's fingerprint): it changes when any does."
+    _, files = list_source(root, kind)
     return cache_key(root, files[files.reason == ''], 0)
 
-def cache_image_folder(root:str|Path, # a folder of class sub-folders (or train/ and test/ or val/ of them)
+def cache_image_folder(root:str|Path, # a folder of class sub-folders (or train/ and test/ or val/ of them), a manifest, a HF dataset
                        size:int, # the side the images are decoded at
                        on_bad_image:str='skip', # 'skip' (listed in `skipped`) or 'error' (fail, listing every unreadable file)
                        cache_dir:str|Path|None=None, # default $PROBING_SOTA_CACHE or ~/.cache/probing_sota/images
                        progress:bool=True, verbose:bool=True,
+                       kind:str|None=None, # 'hf' for a Hugging Face dataset; else a folder, or a manifest file
                       )->FolderCache:
-    "List every file under `root`, decode the images once (in parallel) into a uint8 cache on disk, or reuse the cache."
+    "List every file of `root`, decode the images once (in parallel) into a uint8 cache on disk, or reuse the cache."
     check_choice(on_bad_image, ['skip', 'error'], 'on_bad_image')
-    root = Path(root).expanduser(); classes, files = list_image_folder(root)
+    root = root if kind == 'hf' else Path(str(root)).expanduser(); classes, files = list_source(root, kind)
+    base, ident = source_base(root, kind), source_id(root)
     todo = files[files.reason == '']
-    key = cache_key(root, todo, size); d = Path(cache_dir or image_cache_dir())/f'{_slug(root.resolve().name)}-{size}px-{key}'
+    key = cache_key(root, todo, size); d = Path(cache_dir or image_cache_dir())/f'{_slug(Path(ident.partition("#")[0]).name)}-{size}px-{key}'
     done = lambda: (d/'meta.json').exists() and (d/'images.u8').exists()
     decoded, secs = None, 0.0
     if local_rank() == 0 and not done():  # under torchrun one process per machine decodes; the others wait for it, then read
-        t0 = time.perf_counter(); decoded = _write_cache(d, root, todo, size, progress); secs = time.perf_counter() - t0
+        t0 = time.perf_counter(); decoded = _write_cache(d, ident, base, todo, size, progress); secs = time.perf_counter() - t0
     barrier()
-    if decoded is None and not done(): decoded = _write_cache(d, root, todo, size, progress)  # no group to wait with
+    if decoded is None and not done(): decoded = _write_cache(d, ident, base, todo, size, progress)  # no group to wait with
     if decoded is None: decoded = pd.read_csv(d/'decoded.csv', keep_default_na=False)
     files['row'] = -1; files['unreadable'] = files.reason.str.startswith(('a broken', 'cannot be read'))
     files.loc[todo.index, 'row'] = decoded.row.values; files.loc[todo.index, 'reason'] = decoded.reason.values
     files.loc[todo.index, 'unreadable'] = decoded.reason.values != ''
     files.loc[files.reason != '', 'row'] = -1
-    fc = FolderCache(root, d, size, classes, files, secs, empty_class_folders(root, classes))
+    folder = kind != 'hf' and Path(root).is_dir()
+    fc = FolderCache(root, d, size, classes, files, secs, empty_class_folders(root, classes) if folder else [],
+                     'imagefolder' if folder else kind or 'manifest')
     if verbose: print(fc.summary())
     bad = files[files.unreadable]
     if on_bad_image == 'error' and len(bad):
-        raise BadImagesError(f"{len(bad)} file(s) under {root} cannot be read as images (on_bad_image='error'); fix or remove them, "
-                             "or leave them out with on_bad_image='skip' (on the command line: --on-bad-image skip):\n" + '\n'.join(f'  {p}: {r}' for p, r in bad[['path', 'reason']].values))
+        raise BadImagesError(f"{len(bad)} file(s) of {root} cannot be read as images (on_bad_image='error'); fix or remove them, "
+                             "or leave them out with on_bad_image='skip' (on the command line: --on-bad-image skip):\n" + '\n'.join(f'  {shown_path(base, p)}: {r}' for p, r in bad[['path', 'reason']].values))
     return fc
 
 # %% ../nbs/01_data.ipynb #daba5277
@@ -553,11 +745,12 @@ class CachedImages:
     def __repr__(self): return f"CachedImages({self.path}, n={len(self)}, {self.size}x{self.size}x3)"
 
 # %% ../nbs/01_data.ipynb #c748210e
-def _read_imagefolder(root:Path, split:str, image_size:int=224, test_fraction:float=0.2, seed:int=0, on_bad_image:str='skip',
-                      cache_dir=None, progress:bool=True):
-    root = Path(root).expanduser()
-    if not root.is_dir(): return None
-    fc = cache_image_folder(root, image_size, on_bad_image, cache_dir, progress)
+def _read_listed(root, split:str, kind:str='imagefolder', image_size:int=224, test_fraction:float=0.2, seed:int=0,
+                 on_bad_image:str='skip', cache_dir=None, progress:bool=True):
+    "A split of an image folder, a manifest or a Hugging Face dataset, through the decode-once cache (None: no such folder)."
+    if kind == 'imagefolder' and not Path(root).expanduser().is_dir(): return None
+    fc = cache_image_folder(root, image_size, on_bad_image, cache_dir, progress, kind='hf' if kind == 'hf' else None)
+    root, base = fc.root, source_base(fc.root, 'hf' if kind == 'hf' else None)
     ok = fc.files[fc.files.row >= 0].reset_index(drop=True)
     if not len(ok):
         if not (fc.files.reason == '').any(): return None
@@ -571,8 +764,8 @@ def _read_imagefolder(root:Path, split:str, image_size:int=224, test_fraction:fl
     else: ok = ok[ok.split == split]
     if not len(ok): raise DataNotFoundError(f"The {split} split of {root} holds no readable image: see skipped_files.csv.")
     images = CachedImages(fc.images_file, fc.n_rows, image_size, ok.row.values)
-    return ImageData(images, ok.label.values.astype(np.int64), fc.classes, 'imagefolder', split, str(root),
-                     files=(str(root) + '/' + ok.path).values, skipped=fc.skipped.assign(path=lambda d: str(root) + '/' + d.path))
+    return ImageData(images, ok.label.values.astype(np.int64), fc.classes, kind, split, str(root),
+                     files=np.array([shown_path(base, p) for p in ok.path]), skipped=fc.skipped.assign(path=lambda d: [shown_path(base, p) for p in d.path]))
 
 def record_skipped(run_dir:str|Path, data:ImageData)->Path|None:
     "Write `data`'s skipped files (path, reason) into the run as skipped_files.csv (image folders; other datasets skip nothing)."
@@ -636,12 +829,16 @@ for _n in ('fashion_mnist', 'mnist'):
 for _n in ('cifar10', 'cifar100'):
     register_dataset(DatasetSpec(_n, _read_cifar, _download_cifar,
         hint=f"pass data_root= the folder holding {_CIFAR[_n][0]}/ (unpack {_CIFAR[_n][0].replace('-batches-py', '').replace('-python', '')}-python.tar.gz there)"))
-register_dataset(DatasetSpec('imagefolder', lambda n, root, split, **kw: _read_imagefolder(root, split, **kw),
+register_dataset(DatasetSpec('imagefolder', lambda n, root, split, **kw: _read_listed(root, split, 'imagefolder', **kw),
                              hint="pass data_root= a folder of class sub-folders (root/<class>/*.jpg)"))
+register_dataset(DatasetSpec('manifest', lambda n, root, split, **kw: _read_listed(root, split, 'manifest', **kw),
+                             hint="pass data_root= a CSV or JSON-lines file of path,label[,split] (paths relative to it, or absolute)"))
+register_dataset(DatasetSpec('hf', lambda n, root, split, **kw: _read_listed(root, split, 'hf', **kw),
+                             hint="pass data_root= a Hugging Face dataset saved with save_to_disk, a folder of parquet files, or a hub name"))
 register_dataset(DatasetSpec('synthetic', None))
 
 # %% ../nbs/01_data.ipynb #ba5b6f29
-def load_dataset(name:str, # a registry name: fashion_mnist, mnist, cifar10, cifar100, imagefolder, synthetic
+def load_dataset(name:str, # a registry name: fashion_mnist, mnist, cifar10, cifar100, imagefolder, manifest, hf, synthetic
                  split:str='train', # 'train' or 'test'
                  data_root:str|Path|None=None, # where to look first (and where a download goes)
                  download:bool|None=None, # None: download only if found nowhere and not offline; False: never
@@ -654,9 +851,9 @@ def load_dataset(name:str, # a registry name: fashion_mnist, mnist, cifar10, cif
     if name == 'synthetic':
         kw = dict(n=kwargs.pop('n', 400 if split == 'train' else 200), seed=kwargs.pop('seed', 0) + (0 if split == 'train' else 10_000))
         return replace(make_synthetic(**kw, **kwargs), split=split)
-    if name == 'imagefolder':
-        if data_root is None: raise DataNotFoundError("dataset='imagefolder' needs data_root= a folder of class sub-folders (root/<class>/*.jpg).")
-        data = spec.read(name, Path(data_root), split, **kwargs)
+    if name in LISTED_DATASETS:
+        if data_root is None: raise DataNotFoundError(f"dataset={name!r} needs data_root: {spec.hint}.")
+        data = spec.read(name, data_root if name == 'hf' else Path(str(data_root)), split, **kwargs)
         if data is None: raise DataNotFoundError(f"No images found under {data_root} (want root/<class>/*.jpg or root/train/<class>/...): {spec.hint}.")
         return data
     roots = search_roots(name, data_root)
@@ -674,12 +871,13 @@ def load_dataset(name:str, # a registry name: fashion_mnist, mnist, cifar10, cif
                             f"{' and downloads are off' if not may_download else ''}: {spec.hint}.")
 
 def dataset_classes(name:str, data_root:str|Path|None=None)->list:
-    "A dataset's class names; for an image folder from its listing alone (nothing decoded)."
-    if name != 'imagefolder': return load_dataset(name, 'test', data_root=data_root).classes
-    root = Path(data_root) if data_root is not None else None
-    if root is None or not root.is_dir():
+    "A dataset's class names; for an image folder, a manifest or a Hugging Face dataset from its listing alone (nothing decoded)."
+    if name not in LISTED_DATASETS: return load_dataset(name, 'test', data_root=data_root).classes
+    if name == 'imagefolder' and (data_root is None or not Path(data_root).is_dir()):
         raise DataNotFoundError(f"dataset='imagefolder' needs data_root= an existing folder of class sub-folders, not {data_root!r}.")
-    if not (classes := list_image_folder(root)[0]): raise DataNotFoundError(f"No images found under {root} (want root/<class>/*.jpg or root/train/<class>/...).")
+    if data_root is None: raise DataNotFoundError(f"dataset={name!r} needs data_root: {DATASETS[name].hint}.")
+    if not (classes := list_source(data_root, 'hf' if name == 'hf' else None)[0]):
+        raise DataNotFoundError(f"No images found in {data_root}: {DATASETS[name].hint}.")
     return classes
 
 # %% ../nbs/01_data.ipynb #7bce8faf

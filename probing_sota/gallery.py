@@ -12,6 +12,7 @@ import torch
 from .core import ProbingError, ConfigError, check_choice, save_text, run_params
 from .evaluate import row_shares, NO_TEST_IMAGES
 from .diagnosis import KINDS
+from .data import LISTED_DATASETS
 
 # %% auto #0
 __all__ = ['GALLERY_SETS', 'REGION_SETS', 'SORTS', 'TILE_CSS', 'GALLERY_JS', 'why_tables', 'png_data_uri', 'RunView', 'tile_html',
@@ -107,7 +108,7 @@ class RunView:
         if split not in self._splits:
             from probing_sota.models import run_data
             if 'dataset' not in self.cfg: raise ProbingError(f"{self.run_dir}/config.json does not name the dataset: run the stages with probing-sota run.")
-            d = run_data(self.cfg, split, self.model()[1] if self.cfg['dataset'] == 'imagefolder' else None)  # the cache every stage reads
+            d = run_data(self.cfg, split, self.model()[1] if self.cfg['dataset'] in LISTED_DATASETS else None)  # the cache every stage reads
             self._splits[split] = (d, pd.Series(np.arange(len(d)), index=d.index))
         return self._splits[split]
 

@@ -458,9 +458,9 @@ def run_data(cfg:dict, # the run's parameters (`run_params`): dataset, data_root
              **kw, # more `load_dataset` arguments
             ):
     "A split of the run's dataset; an image folder decoded at the model's size (one cache for every stage)."
-    from probing_sota.data import load_dataset
+    from probing_sota.data import load_dataset, LISTED_DATASETS
     if not cfg.get('dataset'): raise ConfigError("No dataset recorded for this run: pass dataset= (fashion_mnist, cifar10, imagefolder ...).")
-    if cfg['dataset'] == 'imagefolder':  # a probe trains nothing: a folder without split folders is all test images
+    if cfg['dataset'] in LISTED_DATASETS:  # a probe trains nothing: a folder (or table) without splits is all test images
         kw = {'image_size': image_size or decode_size(info), 'on_bad_image': cfg.get('on_bad_image') or 'skip',
               **({'test_fraction': 1.0} if cfg.get('probe') else {}), **kw}
     return load_dataset(cfg['dataset'], split, data_root=cfg.get('data_root'), **kw)

@@ -7,11 +7,11 @@ from __future__ import annotations
 import argparse, os, sys, time, re, json, inspect, logging, contextlib, tempfile, warnings
 from pathlib import Path
 import pandas as pd
-from .core import (ProbingError, ConfigError, get_device, device_description, library_versions, save_json, save_csv,
+from .core import (ProbingError, ConfigError, scratch_dir, get_device, device_description, library_versions, save_json, save_csv,
                                save_text, save_figure, TIMINGS, PROGRESS_ENV, check_choice, RunLock, world_size, rank, is_main,
                                launched_world,
                                from_main)
-from .data import DATASETS, search_roots, find_mnist_files, _CIFAR, offline
+from .data import DATASETS, LISTED_DATASETS, search_roots, find_mnist_files, _CIFAR, offline
 from .track import parse_track, track_plan, tracked_run, tracked_group
 from .models import MODELS, weights_package_file, torch_cache_file
 
@@ -35,7 +35,7 @@ def dataset_location(name:str, data_root=None)->str:
         if name in ('fashion_mnist', 'mnist') and find_mnist_files(name, root, 'train'): return str(root)
         if name in _CIFAR and (root/_CIFAR[name][0]).is_dir(): return str(root/_CIFAR[name][0])
     if name == 'synthetic': return 'generated'
-    if name == 'imagefolder': return 'data_root=' + (str(data_root) if data_root else '(required)')
+    if name in LISTED_DATASETS: return 'data_root=' + (str(data_root) if data_root else '(required)')
     return 'not found: offline' if offline() else 'download on first use'
 
 def weights_location(name:str)->str:
@@ -197,7 +197,7 @@ def _check_sense(params:dict):
         if 'device' in ps: get_device(ps['device'])  # refuses a device this machine lacks, before anything runs
         for key in PATH_KEYS:  # paths given must exist ('imagenet' is a source, not a path)
             v = ps.get(key)
-            if v is not None and not (key == 'weights' and v == 'imagenet') and not Path(v).expanduser().exists():
+            if v is not None and not (key == 'weights' and v == 'imagenet') and not _hub_name(ps, key) and not _local(v).exists():
                 raise ConfigError(f"{stage}.{key}={v!r} does not exist: give an existing path" + (" or 'imagenet'/None." if (stage, key) == ('train', 'weights') else '.'))
         if 'method' in ps: check_choice(ps['method'], cam_methods(), f'{stage}.method')
         if 'checkpoint' in ps: check_choice(ps['checkpoint'], ['best', 'last'], f'{stage}.checkpoint')
@@ -205,14 +205,19 @@ def _check_sense(params:dict):
         if ps.get('dataset') is not None and stage != 'train': check_choice(ps['dataset'], list(DATASETS), f'{stage}.dataset')
     _check_probe(params.get('evaluate', {}))
     t = params.get('train', {})
-    if t.get('dataset') == 'imagefolder':
-        if not t.get('data_root'): raise ConfigError("train.dataset=imagefolder needs train.data_root, the folder of class sub-folders.")
-        if t.get('on_bad_image') == 'error': check_image_folder(t['data_root'], t['input_size'])
+    if t.get('dataset') in LISTED_DATASETS:
+        if not t.get('data_root'): raise ConfigError(f"train.dataset={t['dataset']} needs train.data_root: {DATASETS[t['dataset']].hint}.")
+        if t.get('on_bad_image') == 'error': check_image_folder(t['data_root'], t['input_size'], t['dataset'])
 
-def check_image_folder(root, size:int):
-    "With on_bad_image='error': decode the folder now (into the cache the stages read), so a bad file fails before any stage runs."
+def _local(v:str)->Path: return Path(str(v).partition('#')[0]).expanduser()  # a manifest's columns follow its path after '#'
+def _hub_name(ps:dict, key:str)->bool:
+    "A Hugging Face dataset named on the hub (not a path here), which `load_dataset` fetches."
+    return key == 'data_root' and ps.get('dataset') == 'hf' and not _local(ps[key]).exists()
+
+def check_image_folder(root, size:int, dataset:str='imagefolder'):
+    "With on_bad_image='error': decode the data now (into the cache the stages read), so a bad file fails before any stage runs."
     from probing_sota.data import cache_image_folder
-    cache_image_folder(root, size, 'error', progress=False, verbose=False)
+    cache_image_folder(root, size, 'error', progress=False, verbose=False, kind='hf' if dataset == 'hf' else None)
 
 PATH_KEYS = ('data_root', 'compare_with', 'weights', 'classes_file', 'mapping', 'mine_from')  # parameters that name files
 PROBE_KEYS = ('model_name', 'classes_file', 'mapping', 'input_size', 'mean', 'std', 'crop_pct', 'layer')  # stage 04's description of a model file
@@ -226,7 +231,8 @@ def _check_probe(ev:dict):
         return
     if ev.get('model_name'): arch_candidates(ev['model_name'])
     if ev.get('dataset') is None: raise ConfigError("A model file is probed on which data? Set evaluate.dataset (--data fashion_mnist, imagefolder, ...).")
-    if ev['dataset'] == 'imagefolder' and ev.get('data_root') is None: raise ConfigError("--data imagefolder needs --data-root, the folder of class sub-folders.")
+    if ev['dataset'] in LISTED_DATASETS and ev.get('data_root') is None:
+        raise ConfigError(f"--data {ev['dataset']} needs --data-root: {DATASETS[ev['dataset']].hint}.")
     if ev.get('crop_pct') is not None and not 0 < ev['crop_pct'] <= 1: raise ConfigError(f"crop_pct={ev['crop_pct']} must be in (0, 1]: 0.875 is torchvision's 256→224.")
     check_model_file(ev)
 
@@ -239,13 +245,14 @@ def check_model_file(ev:dict):
     _, info = load_model_file(ev['weights'], ev.get('model_name'), classes, ev.get('classes_file'), ev.get('input_size'),
                               _triple(ev.get('mean'), 'mean'), _triple(ev.get('std'), 'std'), ev.get('crop_pct'), ev.get('layer'),
                               ev.get('mapping'))
-    if ev['dataset'] == 'imagefolder' and ev.get('on_bad_image') == 'error': check_image_folder(ev['data_root'], decode_size(info))
+    if ev['dataset'] in LISTED_DATASETS and ev.get('on_bad_image') == 'error': check_image_folder(ev['data_root'], decode_size(info), ev['dataset'])
 
 def _absolute(params:dict)->dict:
     "Paths in parameters made absolute: the stages run with the notebooks' folder as their working directory."
     for ps in params.values():
         for key in PATH_KEYS:
-            if isinstance(ps.get(key), str) and ps[key] != 'imagenet': ps[key] = str(Path(ps[key]).expanduser().absolute())
+            if isinstance(ps.get(key), str) and ps[key] != 'imagenet' and not _hub_name(ps, key):
+                path, hash_, cols = ps[key].partition('#'); ps[key] = str(Path(path).expanduser().absolute()) + hash_ + cols
     return params
 
 def resolve_params(spec:dict, # from `stage_parameters`
@@ -419,9 +426,10 @@ def stage_input(notebook:str|Path, only:str|None=None):
 
 def data_digest(params:dict)->str|None:
     "A digest of the image folder a run reads (None for the other datasets), so that finished stages rerun when a file changes."
-    from probing_sota.data import folder_digest
+    from probing_sota.data import source_digest
     ps = next((params[s] for s in ('train', 'evaluate') if params.get(s, {}).get('dataset')), {})
-    return folder_digest(ps['data_root']) if ps.get('dataset') == 'imagefolder' and ps.get('data_root') else None
+    if ps.get('dataset') not in LISTED_DATASETS or not ps.get('data_root'): return None
+    return source_digest(ps['data_root'], 'hf' if ps['dataset'] == 'hf' else None)
 
 def kernel_manager_class():
     """The kernel manager papermill starts each stage's kernel with: local IPC sockets instead of TCP ports on POSIX.
@@ -578,7 +586,7 @@ def follow_main(port:int, kernel:str='python3'):
     "Ranks other than 0: run each distributed stage rank 0 announces, with their own kernel, until it says the work is over."
     while (order := from_main(None)) is not None:
         name, notebook, parameters = order
-        out = Path(tempfile.mkdtemp(prefix=f'probing-sota-rank{rank()}-'))/Path(notebook).name  # the record is rank 0's
+        out = scratch_dir(f'rank{rank()}')/Path(notebook).name  # the record is rank 0's
         try:
             with stage_input(notebook, ALL_RANKS) as src, kernel_env(True, port): _execute(src, out, parameters, kernel, str(Path(notebook).parent))
         except Exception as e:
@@ -618,6 +626,7 @@ def launch_ranks(argv:list[str], # the command's arguments, without the torchrun
         tr += [f'--nnodes={nnodes}', f'--node-rank={node_rank}', f'--master-addr={master_addr}', f'--master-port={master_port}']
     else: tr += ['--standalone']
     env = dict(os.environ); env.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1)//nproc_per_node)))
+    env['TMPDIR'] = str(scratch_dir('torchrun'))  # torchrun's own temporary folders go with this process's scratch
     log(f"torchrun: {nproc_per_node} process(es) per machine × {nnodes} machine(s)")
     proc = subprocess.Popen(tr + ['-m', 'probing_sota.pipeline', *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     seen, held, epilogue = [], [], False  # torchrun's own log lines and closing traceback: shown only if no rank said what failed
@@ -996,7 +1005,9 @@ def main(argv:list[str]|None=None):
     pr.add_argument('--model', action='append', help="its architecture: a torchvision or timm name (timm:NAME / torchvision:NAME "
                     "to choose); not needed for this package's checkpoints")
     pr.add_argument('--data', required=True, help=f"the dataset to probe it on: {', '.join(DATASETS)}")
-    pr.add_argument('--data-root', help='where the data is; for --data imagefolder, the folder of class sub-folders')
+    pr.add_argument('--data-root', help="where the data is: for --data imagefolder the folder of class sub-folders; for manifest a CSV or "
+                    "JSON-lines file of path,label[,split] ('file.csv#path=COL,label=COL' for other headers); for hf a save_to_disk "
+                    "folder, a folder of parquet files, or a hub name")
     pr.add_argument('--classes', help="a text file of the model's class names, one per line in output order (if not the dataset's "
                     "order, or if the data has a subset of them)")
     pr.add_argument('--mapping', help="a YAML or CSV file of each class's outputs (dog: [n02085620, n02085782]): a stock head's "
@@ -1142,13 +1153,13 @@ def probe(model, # any classifier in memory: uint8-derived normalised images in,
     from probing_sota.models import checkpoint_model, LIVE_MODELS
     track_plan(track)  # a tracker that is not installed is refused before anything runs
     if isinstance(data, str):  # a probe trains nothing: an image folder without split folders is all test images
-        data = load_dataset(data, 'test', data_root=data_root, **({'test_fraction': 1.0} if data == 'imagefolder' else {}))
+        data = load_dataset(data, 'test', data_root=data_root, **({'test_fraction': 1.0} if data in LISTED_DATASETS else {}))
     data = stratified_subset(data, n_test, seed)
     model, info = _memory_info(model.eval(), data, arch, classes_file, input_size, mean, std, crop_pct, layer, mapping)
     run_dir = Path(run_dir or Path('runs')/f'probe-{type(model).__name__.lower()}').absolute()
     if (run_dir/'model/best.pt').exists() and not load_checkpoint(run_dir/'model/best.pt')['meta'].get('origin'):
         raise ConfigError(f"{run_dir} holds a model trained by its training stage: probe into another run_dir.")
-    root = data.source if data.name == 'imagefolder' else data_root
+    root = data.source if data.name in LISTED_DATASETS else data_root
     prepare_run_dir(run_dir, {'dataset': data.name, 'data_root': str(root) if root else None, 'n_test': n_test, 'model_name': info.arch,
                               'input_size': input_size, 'model_origin': info.origin, 'probe': True}, exist='overwrite', device=get_device(device))
     checkpoint_model(model, info, run_dir/'model/best.pt'); LIVE_MODELS[str(run_dir.resolve())] = (model, info)

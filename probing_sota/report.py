@@ -11,7 +11,7 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 from .core import ProbingError, save_text, save_figure
-from .data import reason_kind
+from .data import reason_kind, LISTED_DATASETS
 
 # %% auto #0
 __all__ = ['STAGE_FILES', 'METRIC_ROWS', 'CALIBRATION_MATCH', 'NO_TEST_IMAGES', 'CONFIDENT', 'MIN_EFFECT', 'Z95', 'VERDICT_WORDS',
@@ -193,7 +193,7 @@ def run_section(rf:RunFiles)->Section:
         rows = [r for r in rows if r[0] != 'training images']
         rows[3:4] = [('model from', o.get('file') or f"memory ({o.get('class', '')})"), ('file format', o.get('format', '')),
                      ('file sha256', o.get('sha256', '')), ('adapted', adapted or 'nothing')]
-    if p.get('dataset') == 'imagefolder': rows.insert(2, ('data root', g('data_root')))
+    if p.get('dataset') in LISTED_DATASETS: rows.insert(2, ('data root', g('data_root')))
     df = pd.DataFrame([r for r in rows if r[1] != ''], columns=['setting', 'value'])
     return Section('run', 'The run', [Table(df)] + skipped_files_note(rf))
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .core import ConfigError, check_choice
+from .core import ConfigError, check_choice, scratch_dir
 
 # %% auto #0
 __all__ = ['TRACKERS', 'TRACK_PIP', 'TRACKER_CLASSES', 'NUMBERS', 'TABLES', 'ARTIFACTS', 'parse_track', 'flat', 'Tracker',
@@ -337,8 +337,8 @@ def wandb_offline_records(run_dir)->list[dict]:
     runs = sorted((Path(run_dir)/'wandb').glob('*run-*/run-*.wandb'), key=lambda p: p.stat().st_mtime)
     if not runs: raise FileNotFoundError(f"No W&B run under {Path(run_dir)/'wandb'}: was the run tracked with --track wandb?")
     exe = Path(sys.executable).parent/'wandb'
-    out = subprocess.run([str(exe) if exe.exists() else 'wandb', 'leet', 'inspect', '--json', str(runs[-1])],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([str(exe) if exe.exists() else 'wandb', 'leet', 'inspect', '--json', str(runs[-1])], capture_output=True,
+                         text=True, check=True, env={**os.environ, 'TMPDIR': str(scratch_dir('wandb'))}).stdout  # its debug log
     return [json.loads(l) for l in out.splitlines() if l.startswith('{')]
 
 def wandb_history(records:list[dict])->pd.DataFrame:

@@ -15,7 +15,7 @@ from .core import (ProbingError, ConfigError, CheckpointError, check_choice, get
                                prepare_run_dir, save_csv, save_npz, save_checkpoint, load_checkpoint, save_figure,
                                Timings, save_timings, progress_bar, save_embeddings, init_distributed, world_size,
                                all_sum, barrier, gather_rows, n_batches, rank_batches, shared_by_ranks)
-from .data import (load_dataset, stratified_subset, train_val_split, DeviceLoader, BatchTransform, Augment,
+from .data import (LISTED_DATASETS, load_dataset, stratified_subset, train_val_split, DeviceLoader, BatchTransform, Augment,
                                mix_batch, ImageData, memory_budget, record_skipped, epoch_order)
 from .models import (create_model, freeze, train_mode, phase_strategy, param_summary, ModelInfo, STRATEGIES,
                                  capturing, StopForward)
@@ -236,7 +236,7 @@ def resolve_augment(augment, dataset:str)->Augment:
 def load_splits(dataset:str, data_root=None, n_train:int|None=None, val_fraction:float=0.1, seed:int=0,
                 image_size:int|None=None, on_bad_image:str='skip'):
     "The training split (subset to `n_train`) divided into train and validation; the test split is not touched."
-    kw = {'image_size': image_size, 'on_bad_image': on_bad_image} if dataset == 'imagefolder' else {}
+    kw = {'image_size': image_size, 'on_bad_image': on_bad_image} if dataset in LISTED_DATASETS else {}
     full = load_dataset(dataset, 'train', data_root=data_root, **kw)
     return train_val_split(stratified_subset(full, n_train, seed), val_fraction, seed)
 
