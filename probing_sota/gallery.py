@@ -15,8 +15,9 @@ from .diagnosis import KINDS
 from .data import LISTED_DATASETS
 
 # %% auto #0
-__all__ = ['GALLERY_SETS', 'REGION_SETS', 'SORTS', 'TILE_CSS', 'GALLERY_JS', 'why_tables', 'png_data_uri', 'RunView', 'tile_html',
-           'page_tiles', 'neighbours_html', 'Gallery', 'export_gallery_html']
+__all__ = ['GALLERY_SETS', 'REGION_SETS', 'SORTS', 'TILE_CSS', 'BUTTON_CLASSES', 'GALLERY_JS', 'why_tables', 'png_data_uri',
+           'RunView', 'tile_html', 'page_tiles', 'neighbours_html', 'confusion_table_html', 'Gallery',
+           'export_gallery_html']
 
 # %% ../nbs/10_gallery.ipynb #a7c1e001
 def why_tables(run_dir)->dict:
@@ -292,11 +293,31 @@ def neighbours_html(view:RunView, index:int,
     return (f'<div class="ps-nbrs-box"><b>nearest training images</b> (cosine, 07): {say}'
             f'<div class="ps-nbrs">{figs}</div></div>')
 
+# %% ../nbs/10_gallery.ipynb #c468ba55
+def confusion_table_html(view:RunView, clickable:bool=True)->str:
+    "The confusion matrix as an HTML table: shaded by row share, labels abbreviated (full names on hover); cells call `psCell`."
+    n, cm, e = len(view.classes), view.cm, html.escape
+    share = row_shares(cm); empty = set(view.without_test_images)
+    def cell(i, j):
+        at = f'class="ps-cell ps-cm-{i}-{j}{" ps-none" if i in empty else ""}" data-true="{i}" data-pred="{j}"'
+        if i in empty: return f'<td {at} title="no test images of {e(view.classes[i])}">—</td>'
+        bg = _shade(share[i, j]) if i != j else '#d5e8d4'
+        click = f' onclick="psCell({i},{j})"' if clickable else ''
+        return f'<td {at}{click} title="true {e(view.classes[i])} → {e(view.classes[j])}" style="background:{bg}">{cm[i, j]}</td>'
+    rotate = 'writing-mode:vertical-rl;transform:rotate(180deg);max-height:90px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap'
+    pred_th = ''.join(f'<th class="ps-cm-label" data-axis="pred" title="predicted {e(c)}" style="{rotate}">{e(c)}</th>' for c in view.classes)
+    head = f'<tr><th style="color:#777">true ↓ predicted →</th>{pred_th}</tr>'
+    body = ''.join(f'<tr><th class="ps-cm-label" data-axis="true" title="true {e(view.true_name(i))}">{e(view.true_name(i)[:18])}</th>'
+                   + ''.join(cell(i, j) for j in range(n)) + '</tr>' for i in range(n))
+    return f'<table class="ps-cm">{head}{body}</table>'
+
 # %% ../nbs/10_gallery.ipynb #54acdf9f
 def _shade(v:float)->str:
     "A blue shade for a share in [0, 1] (confusion-matrix cells)."
     v = max(0.0, min(1.0, v)); r, g, b = (int(247 - v*(247 - 8)), int(251 - v*(251 - 81)), int(255 - v*(255 - 156)))
     return f'#{r:02x}{g:02x}{b:02x}'
+
+BUTTON_CLASSES = 20  # up to this many classes the widget's matrix is clickable buttons
 
 class Gallery:
     "ipywidgets gallery of a run's hard examples beside their Grad-CAMs."
@@ -311,33 +332,46 @@ class Gallery:
         self.pred_w = W.Dropdown(options=any_cls, value=None, description='predicted')
         self.sort_w = W.Dropdown(options=SORTS, value='loss', description='sort by')
         self.prev_w, self.next_w = W.Button(description='◀ prev'), W.Button(description='next ▶')
-        self.info_w = W.HTML(); self.tiles_w = W.GridBox(layout=W.Layout(grid_template_columns='repeat(auto-fill, minmax(380px, 1fr))'))
+        self.info_w = W.HTML()
+        self.tiles_w = W.GridBox(layout=W.Layout(grid_template_columns='repeat(auto-fill, minmax(380px, 1fr))', align_items='flex-start'))
         self.detail_w = W.VBox(); self.cm_w = self._confusion_widget()
         for w in (self.set_w, self.true_w, self.pred_w, self.sort_w): w.observe(self._refilter, names='value')
         self.prev_w.on_click(lambda _: self._turn(-1)); self.next_w.on_click(lambda _: self._turn(1))
-        controls = W.VBox([W.HBox([self.set_w, self.sort_w]), W.HBox([self.true_w, self.pred_w]), W.HBox([self.prev_w, self.next_w, self.info_w])])
-        self.widget = W.VBox([W.HTML(f'<style>{TILE_CSS}</style>'), W.HBox([controls, self.cm_w]), self.detail_w, self.tiles_w])
+        wrap = W.Layout(flex_flow='row wrap')  # a narrow notebook column puts the matrix under the controls, never beside and cut
+        controls = W.VBox([W.HBox([self.set_w, self.sort_w], layout=wrap), W.HBox([self.true_w, self.pred_w], layout=wrap),
+                           W.HBox([self.prev_w, self.next_w, self.info_w])])
+        self.widget = W.VBox([W.HTML(f'<style>{TILE_CSS}</style>'), W.HBox([controls, self.cm_w], layout=W.Layout(flex_flow='row wrap',
+                              grid_gap='8px', max_width='100%')), self.detail_w, self.tiles_w], layout=W.Layout(max_width='100%'))
         self.render()
 
     def _confusion_widget(self):
         import ipywidgets as W
         v = self.view; cm, n, e = v.cm, len(v.classes), html.escape
+        if n > BUTTON_CLASSES:  # one button per cell is n² widgets: beyond a few dozen classes the notebook stalls; a table instead
+            box = W.Box([W.HTML(confusion_table_html(v, False))], layout=W.Layout(overflow='auto', max_width='100%', max_height='460px'))
+            box.add_class('ps-cm-box')
+            return W.VBox([W.HTML(f'<b>confusion matrix</b> ({n} classes: choose true and predicted above to see a cell; '
+                                  'hover a label for its name)'), box], layout=W.Layout(max_width='100%'))
         share = row_shares(cm); empty = set(v.without_test_images)
+        cw = 44 if n <= 12 else 30  # many classes: narrower cells, the matrix scrolls inside its box
         label = lambda text, tip, w, axis: W.HTML(
             f'<div class="ps-cm-label" data-axis="{axis}" title="{e(tip)}" style="font:10px sans-serif;width:{w};'
             f'overflow:hidden;text-overflow:ellipsis;white-space:nowrap;line-height:26px">{e(text)}</div>')
         corner = W.HTML('<div style="font:10px sans-serif;color:#777;line-height:13px">true ↓<br>predicted →</div>')
-        cells = [corner] + [label(c, f'predicted {c}', '44px', 'pred') for c in v.classes]  # the header row: predicted
+        cells = [corner] + [label(c, f'predicted {c}', f'{cw}px', 'pred') for c in v.classes]  # the header row: predicted (abbreviated)
         for i in range(n):
             cells.append(label(v.true_name(i), f'true {v.true_name(i)}', '110px', 'true'))  # each row: its true class
             for j in range(n):
                 tip = f'no test images of {v.classes[i]}' if i in empty else f'true {v.classes[i]} → {v.classes[j]}'
                 b = W.Button(description='—' if i in empty else str(cm[i, j]), tooltip=tip, disabled=i in empty,
-                             layout=W.Layout(width='44px', height='26px', padding='0'))
+                             layout=W.Layout(width=f'{cw}px', height='26px', padding='0', margin='0'))
                 b.style.button_color = '#eeeeee' if i in empty else _shade(share[i, j]) if i != j else '#d5e8d4'
                 b.add_class(f'ps-cm-{i}-{j}'); b.on_click(lambda _, i=i, j=j: self.filter_pair(i, j)); cells.append(b)
-        grid = W.GridBox(cells, layout=W.Layout(grid_template_columns=f'110px repeat({n}, 44px)', grid_gap='1px'))
-        return W.VBox([W.HTML('<b>confusion matrix</b> (rows true, columns predicted; click a cell)'), grid])
+        grid = W.GridBox(cells, layout=W.Layout(grid_template_columns=f'110px repeat({n}, {cw}px)', grid_gap='1px', width='max-content'))
+        box = W.Box([grid], layout=W.Layout(overflow='auto', max_width='100%', max_height='460px'))  # scrolls, never clipped
+        box.add_class('ps-cm-box')
+        return W.VBox([W.HTML('<b>confusion matrix</b> (rows true, columns predicted; click a cell; hover a label for its name)'), box],
+                      layout=W.Layout(max_width='100%'))
 
     def filter_pair(self, true:int, pred:int):
         "Show the examples of one confusion-matrix cell."
@@ -363,8 +397,9 @@ class Gallery:
             self.tiles_w.children = [W.HTML(f'<div class="ps-empty">No hard examples in {what}.</div>')]; return
         boxes = []
         for t, (_, r) in zip(page_tiles(self.view, page), page.iterrows()):
-            b = W.Button(description='details', layout=W.Layout(width='80px')); b.on_click(lambda _, r=r: self.show_detail(r))
-            boxes.append(W.VBox([W.HTML(t), b]))
+            b = W.Button(description='details', layout=W.Layout(width='80px', margin='2px 0 0 0')); b.on_click(lambda _, r=r: self.show_detail(r))
+            box = W.VBox([W.HTML(t), b], layout=W.Layout(align_items='flex-start', width='max-content'))  # the button under its own tile
+            box.add_class('ps-tilebox'); boxes.append(box)
         self.tiles_w.children = boxes
 
     def show_detail(self, row):
@@ -430,19 +465,7 @@ def export_gallery_html(run_dir, # a run directory (after 04 and 05)
     hard = hard.sort_values('loss', ascending=False)
     opts = ''.join(f'<option value="{i}">{html.escape(c)}</option>' for i, c in enumerate(view.classes))
     true_opts = ''.join(f'<option value="{i}">{html.escape(view.true_name(i))}</option>' for i in range(len(view.classes)))
-    n, cm, e = len(view.classes), view.cm, html.escape
-    share = row_shares(cm); empty = set(view.without_test_images)
-    def cell(i, j):
-        at = f'class="ps-cell{" ps-none" if i in empty else ""}" data-true="{i}" data-pred="{j}"'
-        if i in empty: return f'<td {at} title="no test images of {e(view.classes[i])}">—</td>'
-        bg = _shade(share[i, j]) if i != j else '#d5e8d4'
-        return (f'<td {at} onclick="psCell({i},{j})" title="true {e(view.classes[i])} → {e(view.classes[j])}" '
-                f'style="background:{bg}">{cm[i, j]}</td>')
-    pred_th = ''.join(f'<th class="ps-cm-label" data-axis="pred" title="predicted {e(c)}">{e(c[:6])}</th>'
-                      for c in view.classes)
-    head = f'<tr><th style="color:#777">true ↓ predicted →</th>{pred_th}</tr>'
-    body = ''.join(f'<tr><th class="ps-cm-label" data-axis="true">{e(view.true_name(i))}</th>' +
-                   ''.join(cell(i, j) for j in range(n)) + '</tr>' for i in range(n))
+    e, empty = html.escape, set(view.without_test_images)
     rows_are = 'its row of the confusion matrix is' if len(empty) == 1 else 'their rows of the confusion matrix are'
     gone = e(', '.join(view.classes[i] for i in sorted(empty)))
     none = f"<p><b>No test images</b> of {gone}: {rows_are} empty ('—').</p>" if empty else ''
@@ -465,7 +488,7 @@ def export_gallery_html(run_dir, # a run directory (after 04 and 05)
 <label>set <select id="ps-set">{''.join(option(s) for s in GALLERY_SETS + view.why_sets)}</select></label>
 <label>true <select id="ps-true"><option value="">any</option>{true_opts}</select></label>
 <label>predicted <select id="ps-pred"><option value="">any</option>{opts}</select></label> <b id="ps-count"></b></div>
-<table class="ps-cm">{head}{body}</table></div>
+{confusion_table_html(view, clickable=True)}</div>
 <div id="ps-detail" class="ps-detail" style="display:none;border:1px solid #bbb;border-radius:6px;padding:8px;margin:8px 0">
 <button id="ps-close" style="float:right">close</button><div class="ps-dbody"></div></div>
 <div id="ps-none" class="ps-empty" style="display:none">No hard examples match this filter.</div>

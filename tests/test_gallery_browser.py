@@ -197,3 +197,59 @@ def test_live_widget_in_voila(run, browser, tmp_path):
         assert ours == [], errors
     finally:
         proc.terminate(); proc.wait(10)
+
+STUB_100 = """import types, numpy as np
+from probing_sota.gallery import Gallery
+names = [f'class {i:02d} with a long name' for i in range(100)]
+stub = types.SimpleNamespace(cm=np.eye(100, dtype=int)*5 + 1, classes=names, without_test_images=[], true_name=lambda i: names[i])
+Gallery._confusion_widget(types.SimpleNamespace(view=stub, filter_pair=lambda i, j: None))"""
+
+REACHABLE = """sel => [...document.querySelectorAll(sel)].map(e => {
+    e.scrollIntoView({block: 'center', inline: 'center'}); const r = e.getBoundingClientRect();
+    const hit = document.elementFromPoint(r.left + r.width/2, r.top + r.height/2);
+    return !!hit && (hit === e || e.contains(hit) || hit.contains(e)); })"""
+
+def test_widget_fits_a_jupyterlab_column(run, browser, tmp_path):
+    "JupyterLab 4 in a 1,400-px window (an output column of about 1,000 px): every matrix cell and label can be reached (the "
+    "matrix scrolls inside its box, never clipped), with the run's classes and with 100; each details button sits under its tile."
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(f"from probing_sota.gallery import Gallery\nGallery(r'{run}', page_size=6)"),
+                                         nbformat.v4.new_code_cell(STUB_100)])
+    nb.metadata['kernelspec'] = {'name': 'python3', 'display_name': 'python3', 'language': 'python'}
+    nbformat.write(nb, tmp_path/'gallery.ipynb')
+    port = free_port(); env = {**os.environ, **{k: str(tmp_path/k.lower()) for k in ('JUPYTER_CONFIG_DIR', 'JUPYTER_RUNTIME_DIR',
+                                                                                     'JUPYTERLAB_SETTINGS_DIR', 'JUPYTERLAB_WORKSPACES_DIR')}}
+    lab = [sys.executable, '-m', 'jupyterlab', '--no-browser', f'--port={port}', '--ServerApp.ip=127.0.0.1', '--IdentityProvider.token=',
+           '--ServerApp.password=', '--expose-app-in-browser', '--LabApp.news_url=None', '--allow-root']
+    proc = subprocess.Popen(lab, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(120):
+            try: socket.create_connection(('127.0.0.1', port), timeout=1).close(); break
+            except OSError: time.sleep(0.5)
+        page = browser.new_page(viewport={'width': 1400, 'height': 1000})
+        page.goto(f'http://127.0.0.1:{port}/lab/tree/gallery.ipynb', timeout=120_000, wait_until='domcontentloaded')
+        page.wait_for_selector('.jp-Notebook .jp-Cell', timeout=120_000)
+        page.wait_for_function("() => window.jupyterapp && document.querySelector('.jp-Notebook-ExecutionIndicator')", timeout=120_000)
+        page.wait_for_timeout(2000)  # the kernel connects
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        page.wait_for_selector('.ps-tile', timeout=180_000); page.wait_for_selector('.ps-cm-99-99', state='attached', timeout=180_000)
+        page.wait_for_timeout(1000)
+        column = page.eval_on_selector('.jp-OutputArea-output', 'e => e.getBoundingClientRect().width')
+        assert 900 <= column <= 1200, column  # the notebook column this check is about
+        boxes = page.eval_on_selector_all('.ps-cm-box', 'els => els.map(e => [e.getBoundingClientRect().right, '
+                                          'e.closest(".jp-OutputArea-output").getBoundingClientRect().right])')
+        assert len(boxes) == 2 and all(r <= out + 1 for r, out in boxes), boxes  # each matrix ends inside the column
+        n = len(classes(run))
+        for sel in ['.jp-Cell:nth-child(1) .ps-cm-label[data-axis="pred"]', f'.ps-cm-{n - 1}-{n - 1}', '.ps-cm-0-99', '.ps-cm-99-99',
+                    '.jp-Cell:nth-child(2) .ps-cm-label[data-axis="pred"]']:
+            seen = page.evaluate(REACHABLE, sel)
+            assert seen and all(seen), (sel, seen)
+        gaps = page.eval_on_selector_all('.ps-tilebox', """els => els.map(b => { const t = b.querySelector('.ps-tile').getBoundingClientRect(),
+            d = b.querySelector('button').getBoundingClientRect(); return [d.top - t.bottom, d.left - t.left]; })""")
+        assert gaps and all(0 <= dy <= 12 and abs(dx) <= 12 for dy, dx in gaps), gaps  # right under its tile
+        page.screenshot(path=str(tmp_path/'jupyterlab.png'), full_page=True)
+    except Exception:
+        page.screenshot(path=str(tmp_path/'jupyterlab-failed.png'), full_page=True)
+        print(page.eval_on_selector_all('.jp-OutputArea-output', 'els => els.map(e => e.innerText.slice(0, 800))'))
+        raise
+    finally:
+        proc.terminate(); proc.wait(10)
