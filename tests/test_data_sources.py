@@ -86,3 +86,22 @@ def test_hf_trained_and_manifest_probed(hf_dir, manifest, model_file, tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert len(pd.read_csv(tmp_path/'mp'/'predictions.csv')) == 80  # the manifest's test split (a probe of a flat one reads it all)
     assert sorted(Path(p).name for p in pd.read_csv(tmp_path/'mp'/'skipped_files.csv').path) == ['bad.png', 'missing.png']
+
+def test_the_other_shapes_of_both_formats(fashion, hf_dir, tmp_path, monkeypatch):
+    "JSON lines with its usual names; parquet files named by split; a hub name offline, which says what to do instead."
+    import datasets
+    from probing_sota.core import DataNotFoundError
+    from probing_sota.data import list_manifest, list_source, hf_open, _HF_OPEN
+    d, tr, te = fashion
+    Image.fromarray(tr.images[0][..., 0]).save(tmp_path/'a.png')
+    (tmp_path/'rows.jsonl').write_text('{"image": "a.png", "class": "T-shirt/top"}\n{"image": "gone.png", "class": "Bag"}\n')
+    classes, files = list_manifest(tmp_path/'rows.jsonl')
+    assert classes == ['T-shirt/top'] and files.reason.tolist() == ['', 'cannot be read (no such file)']
+    pq = tmp_path/'pq'/'data'; pq.mkdir(parents=True)
+    for split, ds in datasets.load_from_disk(str(hf_dir)).items(): ds.to_parquet(str(pq/f'{split}-00000-of-00001.parquet'))
+    classes, files = list_source(tmp_path/'pq', 'hf')
+    assert classes == FASHION_MNIST_CLASSES and files.split.value_counts().to_dict() == {'train': 240, 'test': 80}
+    x = load_dataset('hf', 'test', data_root=tmp_path/'pq', image_size=28, cache_dir=tmp_path/'cache', progress=False)
+    assert np.array_equal(x.images[:][..., 0], te.images[..., 0]) and np.array_equal(x.labels, te.labels)
+    monkeypatch.setenv('HF_DATASETS_OFFLINE', '1'); monkeypatch.setenv('HF_HUB_OFFLINE', '1'); _HF_OPEN.pop('nobody/no-such-dataset', None)
+    with pytest.raises(DataNotFoundError, match='save_to_disk'): hf_open('nobody/no-such-dataset')
