@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_pipeline.ipynb #3465c6a2
 from __future__ import annotations
-import argparse, os, sys, time, re, json, inspect, logging, contextlib, tempfile, warnings
+import argparse, os, sys, time, re, json, inspect, logging, contextlib, tempfile, warnings, shutil
 from pathlib import Path
 import pandas as pd
 from .core import (ProbingError, ConfigError, scratch_dir, get_device, device_description, library_versions, save_json, save_csv,
@@ -421,8 +421,9 @@ def stage_input(notebook:str|Path, only:str|None=None):
     keep = stage_cells(nb.cells, only)
     if len(keep) == len(nb.cells): yield str(notebook); return
     nb.cells = keep
-    with tempfile.TemporaryDirectory() as d:
-        f = Path(d)/Path(notebook).name; nbformat.write(nb, f); yield str(f)
+    d = scratch_dir('stage')  # in this process's scratch: a process killed mid-stage leaves it to the next sweep, not in /tmp
+    try: f = d/Path(notebook).name; nbformat.write(nb, f); yield str(f)
+    finally: shutil.rmtree(d, ignore_errors=True)
 
 def data_digest(params:dict)->str|None:
     "A digest of the image folder a run reads (None for the other datasets), so that finished stages rerun when a file changes."

@@ -14,9 +14,9 @@ from .core import ConfigError, check_choice, scratch_dir
 
 # %% auto #0
 __all__ = ['TRACKERS', 'TRACK_PIP', 'TRACKER_CLASSES', 'NUMBERS', 'TABLES', 'ARTIFACTS', 'parse_track', 'flat', 'Tracker',
-           'WandbTracker', 'mlflow_uri', 'MlflowTracker', 'TensorBoardTracker', 'numbers', 'environment', 'hard_table',
-           'RunTracking', 'TrackPlan', 'track_plan', 'tracked_group', 'tracked_run', 'wandb_offline_records',
-           'wandb_history']
+           'temp_in', 'WandbTracker', 'mlflow_uri', 'MlflowTracker', 'TensorBoardTracker', 'numbers', 'environment',
+           'hard_table', 'RunTracking', 'TrackPlan', 'track_plan', 'tracked_group', 'tracked_run',
+           'wandb_offline_records', 'wandb_history']
 
 # %% ../nbs/14_track.ipynb #7bd4014b
 TRACKERS = {'wandb': 'wandb', 'mlflow': 'mlflow', 'tensorboard': 'tensorboard'}  # each tracker and the package it needs
@@ -59,25 +59,45 @@ class Tracker:
     def after(self)->str: return ''  # what to do with it, said when it ends
 
 # %% ../nbs/14_track.ipynb #f53b0181
+@contextmanager
+def temp_in(folder:Path):
+    "Python's temporary folder set to `folder` for the block: W&B stages media, tables and artifacts in folders it leaves behind."
+    import tempfile
+    old = tempfile.tempdir; Path(folder).mkdir(parents=True, exist_ok=True); tempfile.tempdir = str(folder)
+    try: yield
+    finally: tempfile.tempdir = old
+
+def _staged(method):
+    "A W&B call whose staging files go to the run's folder (`temp_in`)."
+    def call(self, *a, **kw):
+        with temp_in(self.tmp): return method(self, *a, **kw)
+    return call
+
 class WandbTracker(Tracker):
     "A W&B run in the run folder (`wandb/`): online with a key, else offline, to send later with `wandb sync`."
     name = 'wandb'
     def __init__(self, run_dir, home, run_name, group=None, parent=None):
-        import wandb
-        self.wandb = wandb
-        self.offline = not os.environ.get('WANDB_API_KEY') and os.environ.get('WANDB_MODE') in (None, '', 'offline')
-        self.run = wandb.init(project=os.environ.get('WANDB_PROJECT', 'probing_sota'), name=run_name, group=group, dir=str(run_dir),
-                              mode='offline' if self.offline else None, reinit='create_new',
-                              settings=wandb.Settings(silent=True, console='off', x_disable_stats=True, save_code=False))
+        self.tmp = Path(run_dir)/'wandb'/'tmp'  # W&B's own staging folders: in the run, not in /tmp
+        with temp_in(self.tmp):
+            import wandb
+            self.wandb = wandb
+            self.offline = not os.environ.get('WANDB_API_KEY') and os.environ.get('WANDB_MODE') in (None, '', 'offline')
+            self.run = wandb.init(project=os.environ.get('WANDB_PROJECT', 'probing_sota'), name=run_name, group=group, dir=str(run_dir),
+                                  mode='offline' if self.offline else None, reinit='create_new',
+                                  settings=wandb.Settings(silent=True, console='off', x_disable_stats=True, save_code=False))
+    @_staged
     def params(self, params): self.run.config.update(params, allow_val_change=True)
+    @_staged
     def metrics(self, values, step=None):
         if step is None: self.run.summary.update(values)
         else: self.run.log(values, step=step)
+    @_staged
     def table(self, key, df, images=None):
         df = df.copy()
         for col, paths in (images or {}).items():
             df[col] = [self.wandb.Image(str(p)) if p is not None and Path(p).exists() else None for p in paths]
         self.run.log({key: self.wandb.Table(dataframe=df)})
+    @_staged
     def files(self, paths, folder=''):
         pngs = [p for p in paths if p.suffix == '.png']
         if pngs: self.run.log({f'{folder}/{p.stem}' if folder else p.stem: self.wandb.Image(str(p)) for p in pngs})
@@ -85,6 +105,7 @@ class WandbTracker(Tracker):
             art = self.wandb.Artifact(f'{self.run.id}-{(folder or "files").replace("/", "-")}', type='run-files')
             for p in other: art.add_file(str(p), name=p.name)
             self.run.log_artifact(art)
+    @_staged
     def finish(self, ok=True): self.run.finish(exit_code=0 if ok else 1)
     def where(self): return f"W&B offline run {Path(self.run.dir).parent} (no WANDB_API_KEY)" if self.offline else f"W&B {self.run.url}"
     def after(self): return f"send the W&B run with: wandb sync {Path(self.run.dir).parent}" if self.offline else ''

@@ -122,7 +122,8 @@ def test_ddp_on_real_fashion_mnist(tmp_path):
                       " strategy='last_block', augment='default', device='cpu', exist='overwrite', progress=False)\n"
                       "(Path(sys.argv[1]).parent/f\"summary{os.environ['RANK']}.json\").write_text(json.dumps(s))\n")
     r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', '2', str(script), str(tmp_path/'r')],
-                       capture_output=True, text=True, timeout=600, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+                       capture_output=True, text=True, timeout=600,
+                       env={**os.environ, 'OMP_NUM_THREADS': '1', 'TMPDIR': str(tmp_path)})  # torchrun's own folders stay in the test's
     assert r.returncode == 0, r.stderr[-3000:]
     summaries = [json.loads((tmp_path/f'summary{k}.json').read_text()) for k in (0, 1)]
     for s in summaries: s.pop('train_seconds')  # each rank's own clock
@@ -150,7 +151,7 @@ def test_ddp_on_an_image_folder_decodes_once_per_machine(tmp_path):
     script.write_text("import sys\nfrom probing_sota.train import train_stage\n"
                       "train_stage(sys.argv[1], dataset='imagefolder', data_root=sys.argv[2], epochs=1, batch_size=8, input_size=32,"
                       " strategy='head', augment='none', weights=None, device='cpu', exist='overwrite', progress=False)\n")
-    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PROBING_SOTA_CACHE': str(tmp_path/'cache')}
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PROBING_SOTA_CACHE': str(tmp_path/'cache'), 'TMPDIR': str(tmp_path)}
     r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', '2', str(script),
                         str(tmp_path/'r'), str(tmp_path/'pics')], capture_output=True, text=True, timeout=600, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
