@@ -78,8 +78,8 @@ class WandbTracker(Tracker):
     name = 'wandb'
     def __init__(self, run_dir, home, run_name, group=None, parent=None):
         self.tmp = Path(run_dir)/'wandb'/'tmp'  # W&B's own staging folders: in the run, not in /tmp
-        with temp_in(self.tmp):
-            import wandb
+        with temp_in(self.tmp):  # W&B makes two staging folders when these modules are first imported, maybe later in a thread
+            import wandb, wandb.sdk.data_types._private, wandb.sdk.artifacts.artifact
             self.wandb = wandb
             self.offline = not os.environ.get('WANDB_API_KEY') and os.environ.get('WANDB_MODE') in (None, '', 'offline')
             self.run = wandb.init(project=os.environ.get('WANDB_PROJECT', 'probing_sota'), name=run_name, group=group, dir=str(run_dir),
