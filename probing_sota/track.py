@@ -231,7 +231,7 @@ class RunTracking:
                  log=print, poll:float=2.0):
         self.run_dir = Path(run_dir).absolute(); self.log, self.poll = log, poll
         self.seen, self.trackers, self.failed, self.rows, self._watch = {}, [], {}, 0, None
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # the curve thread and the pipeline both log: one at a time
         home = Path(home or self.run_dir.parent).absolute(); home.mkdir(parents=True, exist_ok=True)
         for n in names:
             try: self.trackers.append(TRACKER_CLASSES[n](self.run_dir, home, run_name or self.run_dir.name, group, (parents or {}).get(n)))
@@ -257,26 +257,32 @@ class RunTracking:
         self._each('params', {k: v for k, v in flat(params).items() if v is not None})
 
     def stage_started(self, name:str):
-        if name == 'train': self._watch = threading.Event(); threading.Thread(target=self._follow, args=(self._watch,), daemon=True).start()
+        if name != 'train': return
+        self._watch = (threading.Event(), threading.Thread(target=self._follow, daemon=True)); self._watch[1].start()
 
-    def _follow(self, stop:threading.Event):
-        while not stop.wait(self.poll): self.log_curves()
+    def _follow(self):
+        while not self._watch[0].wait(self.poll): self.log_curves()
+
+    def _stop_following(self):
+        "The curve thread told to stop, and waited for, so that no row is logged twice."
+        if self._watch: self._watch[0].set(); self._watch[1].join(); self._watch = None
 
     def log_curves(self):
         "The rows `train_log.csv` gained since the last look: one point per epoch of every column."
         f = self.run_dir/'train_log.csv'
-        try: df = pd.read_csv(f) if f.exists() else None
-        except (pd.errors.EmptyDataError, pd.errors.ParserError): return  # caught mid-write (it is replaced whole): next time
-        if df is None or len(df) <= self.rows: return
-        steps = df.epoch.astype(int).tolist() if 'epoch' in df and df.epoch.is_monotonic_increasing and df.epoch.is_unique \
-                else list(range(1, len(df) + 1))
-        for i in range(self.rows, len(df)):
-            self._each('metrics', {f'train/{k}': v for k, v in df.iloc[i].items() if k != 'epoch'}, step=steps[i])
-        self.rows = len(df)
+        with self.lock:
+            try: df = pd.read_csv(f) if f.exists() else None
+            except (pd.errors.EmptyDataError, pd.errors.ParserError): return  # caught mid-write (it is replaced whole): next time
+            if df is None or len(df) <= self.rows: return
+            steps = df.epoch.astype(int).tolist() if 'epoch' in df and df.epoch.is_monotonic_increasing and df.epoch.is_unique \
+                    else list(range(1, len(df) + 1))
+            for i in range(self.rows, len(df)):
+                self._each('metrics', {f'train/{k}': v for k, v in df.iloc[i].items() if k != 'epoch'}, step=steps[i])
+            self.rows = len(df)
 
     def stage_finished(self, name:str, seconds:float):
         "After a stage: the curves' last rows, the stage's seconds, and whatever the run folder gained."
-        if name == 'train' and self._watch: self._watch.set(); self._watch = None
+        if name == 'train': self._stop_following()
         self.log_curves(); self._each('metrics', {f'seconds/{name}': seconds})
         self.log_outputs(final=False)
 
@@ -307,7 +313,7 @@ class RunTracking:
 
     def finish(self, ok:bool=True):
         "The run's end: what is left to log, then each tracker closed (a failed run is marked failed where the tracker can)."
-        if self._watch: self._watch.set(); self._watch = None
+        self._stop_following()
         try: self.log_curves(); self.log_outputs(final=True)
         finally: self._each('finish', ok)
         for t in self.trackers:

@@ -70,3 +70,26 @@ def test_a_tracker_that_is_not_installed_is_refused_before_anything_runs(tmp_pat
     assert r.returncode == 2 and "pip install 'probing_sota[track]'" in r.stderr and not (tmp_path/'x').exists(), r.stderr
     r = in_process('run', '--runs', tmp_path, '--name', 'x', *TINY, '--track', 'neptune', cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
     assert r.returncode == 2 and 'wandb' in r.stderr and not (tmp_path/'x').exists(), r.stderr
+
+def test_curves_logged_once_while_the_thread_and_the_pipeline_both_look(tmp_path):
+    "The curve thread polls `train_log.csv` while the pipeline logs its last rows as stage 03 ends: each epoch once."
+    import time
+    from probing_sota import track
+    class Recorder(track.Tracker):
+        name = 'recorder'
+        def __init__(self, *a): self.steps = []
+        def params(self, p): pass
+        def metrics(self, values, step=None):
+            if step is not None: time.sleep(0.001); self.steps.append(step)  # slow enough for the two to overlap
+        def table(self, *a, **kw): pass
+        def files(self, *a, **kw): pass
+        def finish(self, ok=True): pass
+    track.TRACKER_CLASSES['recorder'] = Recorder
+    try:
+        for i in range(40):
+            run = tmp_path/f'run{i}'; run.mkdir()
+            rt = track.RunTracking(['recorder'], run, log=lambda *a: None, poll=0.0005); rt.stage_started('train')
+            pd.DataFrame({'epoch': [1, 2], 'val_acc': [0.5, 0.6]}).to_csv(run/'train_log.csv', index=False)
+            rt.stage_finished('train', 1.0)
+            assert rt.trackers[0].steps == [1, 2], f"try {i}: {rt.trackers[0].steps}"
+    finally: del track.TRACKER_CLASSES['recorder']
