@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
-from .core import (Timings, save_timings, ProbingError, ConfigError, get_device, save_csv, save_json, save_npy, save_text, save_figure, run_params, save_embeddings,
+from .core import (inference_batch, Timings, save_timings, ProbingError, ConfigError, get_device, save_csv, save_json, save_npy, save_text, save_figure, run_params, save_embeddings,
                                prepare_run_dir, load_checkpoint, init_distributed, gather_rows, shared_by_ranks)
 from .data import load_dataset, dataset_classes, record_skipped, stratified_subset, DeviceLoader, BatchTransform, ImageData
 from .models import (last_linear, model_from_checkpoint, ModelInfo, run_model, run_data, load_model_file, checkpoint_model, capturing,
@@ -39,7 +39,7 @@ def top1_cpu(logits:torch.Tensor)->torch.Tensor:
 def predict(model:nn.Module, # any classifier: images in, logits out
             data:ImageData, # the split to predict
             transform:BatchTransform, # the model's eval transform (`info.transform()`)
-            batch_size:int=256, device='auto',
+            batch_size:int|None=None, device='auto', # None: `inference_batch`
             tta:bool=False, # also predict on the flipped images and average the probabilities?
             bf16:bool|None=None, # bf16 autocast (default: on CUDA)
             embed:str|None=None, # also keep the input of this module (the head: `embedding_layer`) as 'embeddings'
@@ -50,7 +50,7 @@ def predict(model:nn.Module, # any classifier: images in, logits out
     model = model.to(dev, memory_format=torch.channels_last).eval()  # 2-3x faster on CPU for depthwise convs, and what tensor cores want
     logits, flip_logits = [], []
     with capturing(model, embed, keep=pooled_cpu) as embeddings, capturing(model, full, 'output', top1_cpu) as tops:
-        for x, _, _ in DeviceLoader(data, transform, batch_size, device=dev, shard=True):
+        for x, _, _ in DeviceLoader(data, transform, inference_batch(dev, batch_size), device=dev, shard=True):
             x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
                 logits.append(model(x).float())
@@ -229,7 +229,7 @@ def evaluate_model(model:nn.Module, # the classifier
                    out_dir, # where the files go (a run directory)
                    info:ModelInfo|None=None, # the model's info; or give input_size/mean/std
                    input_size:int|None=None, mean=None, std=None,
-                   tta:bool=False, batch_size:int=256, device='auto', figures:bool=True,
+                   tta:bool=False, batch_size:int|None=None, device='auto', figures:bool=True,
                    clock:Timings|None=None, # its phases are timed into this (a stage's `Timings`)
                    embed_layer:str|None=None, # the module whose input is the embedding (default: the head; see `embedding_layer`)
                   )->tuple[pd.DataFrame, dict]:
@@ -343,7 +343,7 @@ def stage_model(run_dir, # a run directory with a model (trained by stage 03), o
 @shared_by_ranks
 def evaluate_stage(run_dir, # a run directory with a model (trained by stage 03), or any folder when `weights` is given
                    checkpoint:str='best', dataset:str|None=None, data_root=None, n_test:int|None=None, # as for `stage_model`
-                   tta:bool=False, batch_size:int=256, device='auto', seed:int=0,
+                   tta:bool=False, batch_size:int|None=None, device='auto', seed:int=0,
                    embed_layer:str|None=None, # the module whose input is kept as the embedding (default: the head)
                    weights:str|None=None, **probe_kw, # a model file to probe instead, and how to read it (see `adopt_model`)
                   )->dict:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_pipeline.ipynb #3465c6a2
 from __future__ import annotations
-import argparse, os, sys, time, re, json, inspect, logging, contextlib, tempfile, warnings, shutil
+import argparse, os, sys, time, re, json, inspect, logging, contextlib, tempfile, warnings, shutil, subprocess
 from pathlib import Path
 import pandas as pd
 from .core import (ProbingError, ConfigError, scratch_dir, get_device, device_description, library_versions, save_json, save_csv,
@@ -18,15 +18,16 @@ from .models import MODELS, weights_package_file, torch_cache_file
 # %% auto #0
 __all__ = ['STAGES', 'PIPELINE_SET', 'PATH_KEYS', 'PROBE_KEYS', 'BASELINES_QUICK', 'BASELINES_FULL', 'PRESETS', 'STATE',
            'SKIP_TAG', 'ALL_RANKS', 'KERNEL_PORT', 'DIST_STAGES', 'TORCHRUN_VARS', 'RANK_FAILED', 'TORCHRUN_LOG',
-           'PEER_ERRORS', 'REMEDIES', 'REMEDY_STAGES', 'PROBE_STAGES', 'TRACK_HELP', 'dataset_location',
-           'weights_location', 'environment_report', 'find_nbs', 'stage_notebooks', 'parse_parameters_cell',
-           'stage_parameters', 'parameter_table', 'coerce', 'check_image_folder', 'check_model_file', 'resolve_params',
-           'parse_overrides', 'load_config_file', 'preset_params', 'StageFailed', 'check_not_file',
-           'prepare_pipeline_dir', 'stage_cells', 'stage_input', 'data_digest', 'kernel_manager_class', 'run_pipeline',
-           'stage_table', 'kernel_env', 'pipeline_ranks', 'follow_main', 'root_cause', 'launch_ranks',
-           'stage_breakdown', 'largest_parts', 'TerminalProgress', 'expand_grid', 'point_label', 'parse_grid',
-           'run_summary', 'headline', 'plot_sweep', 'sweep', 'remedy_overrides', 'remedies', 'probe_pairs',
-           'probe_sources', 'probe_stages', 'stage_list', 'cli_track', 'main', 'Probe', 'probe']
+           'PEER_ERRORS', 'WARM_UPS', 'WARM_FREE_ENV', 'WARM_ENV', 'WARM_MAIN', 'REMEDIES', 'REMEDY_STAGES',
+           'PROBE_STAGES', 'TRACK_HELP', 'dataset_location', 'weights_location', 'environment_report', 'find_nbs',
+           'stage_notebooks', 'parse_parameters_cell', 'stage_parameters', 'parameter_table', 'coerce',
+           'check_image_folder', 'check_model_file', 'resolve_params', 'parse_overrides', 'load_config_file',
+           'preset_params', 'StageFailed', 'check_not_file', 'prepare_pipeline_dir', 'stage_cells', 'stage_input',
+           'data_digest', 'kernel_manager_class', 'run_pipeline', 'stage_table', 'kernel_env', 'pipeline_ranks',
+           'follow_main', 'root_cause', 'launch_ranks', 'stage_imports', 'WarmKernel', 'warm_launch', 'stage_breakdown',
+           'largest_parts', 'TerminalProgress', 'expand_grid', 'point_label', 'parse_grid', 'run_summary', 'headline',
+           'plot_sweep', 'sweep', 'remedy_overrides', 'remedies', 'probe_pairs', 'probe_sources', 'probe_stages',
+           'stage_list', 'cli_track', 'main', 'Probe', 'probe']
 
 # %% ../nbs/15_pipeline.ipynb #5c4bbc6a
 def dataset_location(name:str, data_root=None)->str:
@@ -432,14 +433,15 @@ def data_digest(params:dict)->str|None:
     if ps.get('dataset') not in LISTED_DATASETS or not ps.get('data_root'): return None
     return source_digest(ps['data_root'], 'hf' if ps['dataset'] == 'hf' else None)
 
-def kernel_manager_class():
+def kernel_manager_class(warm:WarmKernel|None=None): # the next stage's kernel, started ahead (see `WarmKernel`)
     """The kernel manager papermill starts each stage's kernel with: local IPC sockets instead of TCP ports on POSIX.
     Over TCP, ipykernel warns on every start that the connection is unencrypted; a kernel on the same machine needs no
     network at all, and IPC sockets (files beside the kernel's connection file, removed at shutdown) are what it suggests.
     At shutdown, after the notebook's last cell, it sends no interrupt: jupyter_client's SIGINT then only makes ipykernel print
     "KeyboardInterrupt caught in kernel" on the terminal when it lands at the wrong moment.
     The kernel 'python3' is this Python (ipykernel's own spec, `sys.executable`), whatever kernel.json of another environment
-    Jupyter finds under that name (`jupyter kernelspec list`): a stage imports the probing_sota that runs the pipeline."""
+    Jupyter finds under that name (`jupyter kernelspec list`): a stage imports the probing_sota that runs the pipeline.
+    With `warm`, the kernel is that process when it fits (`warm_launch`)."""
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_client.kernelspec import KernelSpecManager
     from traitlets import default
@@ -453,6 +455,9 @@ def kernel_manager_class():
         def _kernel_spec_manager_default(self): return ThisPython(data_dir=self.data_dir)
         async def _async_interrupt_kernel(self):
             if not self.shutting_down: await super()._async_interrupt_kernel()
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            if warm_launch(warm, self.provisioner, kernel_cmd, kw): self._reconcile_connection_info(self.provisioner.connection_info)
+            else: await super()._async_launch_kernel(kernel_cmd, **kw)
     if os.name != 'posix': return QuietShutdown  # no IPC transport on Windows
     class IPCKernelManager(QuietShutdown):
         @default('transport')
@@ -504,43 +509,50 @@ def _stages(run_dir:Path, params:dict, table:pd.DataFrame, kernel:str, log, stat
         log(f"the image folder changed since this run's stages finished (a file was added, removed or modified): running them again")
         rerun = True
     state['data_digest'] = digest; save_json(state, run_dir/STATE)
-    for i, row in enumerate(table.itertuples(), 1):
-        rec = state['stages'].get(row.name, {})
-        out = run_dir/'notebooks'/Path(row.notebook).name
-        tag = f"[{i}/{len(table)} stage {row.stage} {row.name}]"
-        if rec.get('status') == 'done' and not rerun:
-            log(f"{tag} done before, skipped ({_fmt_secs(rec.get('seconds', 0))} then; --force runs it again)")
-            rows.append({'stage': row.stage, 'name': row.name, 'status': 'skipped', 'seconds': 0.0, 'where the time went': '',
-                         'notebook': str(out)}); continue
-        rerun = True
-        state['stages'][row.name] = rec = {'status': 'running', 'started': time.strftime('%Y-%m-%dT%H:%M:%S'), 'notebook': str(out)}
-        later = list(STAGES.values())[list(STAGES.values()).index(row.name) + 1:]
-        for name in later:  # everything after this stage must run again, whether or not it runs now
-            if name in state['stages']: state['stages'][name]['status'] = 'pending'
-        save_json(state, run_dir/STATE)
-        log(f"{tag} running → {out}"); t0 = time.time()
-        if tracking: tracking.stage_started(row.name)
-        extra = {'exist': 'resume'} if row.name == 'train' else {}
-        parameters = {**params.get(row.name, {}), **extra, 'run_dir': str(run_dir)}
-        shared = row.name in DIST_STAGES and world_size() > 1  # the other ranks run it with us; rank 0 alone runs the rest
-        try:
-            if shared: from_main((row.name, str(row.notebook), parameters))
-            with stage_input(row.notebook) as src, TerminalProgress(run_dir/'.progress.json'), kernel_env(shared, KERNEL_PORT):
-                _execute(src, out, parameters, kernel, str(Path(row.notebook).parent))
-        except (Exception, KeyboardInterrupt) as e:
-            msg, fail = _failure(e, row, out) if isinstance(e, Exception) else (f"Stage {row.stage} ({row.name}) interrupted.", {})
-            rec.update(status='failed' if isinstance(e, Exception) else 'interrupted', seconds=round(time.time() - t0, 1), **fail)
+    warm = None  # the next stage's kernel, started while this one runs (`WarmKernel`)
+    try:
+        for i, row in enumerate(table.itertuples(), 1):
+            rec = state['stages'].get(row.name, {})
+            out = run_dir/'notebooks'/Path(row.notebook).name
+            tag = f"[{i}/{len(table)} stage {row.stage} {row.name}]"
+            if rec.get('status') == 'done' and not rerun:
+                log(f"{tag} done before, skipped ({_fmt_secs(rec.get('seconds', 0))} then; --force runs it again)")
+                rows.append({'stage': row.stage, 'name': row.name, 'status': 'skipped', 'seconds': 0.0, 'where the time went': '',
+                             'notebook': str(out)}); continue
+            rerun = True
+            state['stages'][row.name] = rec = {'status': 'running', 'started': time.strftime('%Y-%m-%dT%H:%M:%S'), 'notebook': str(out)}
+            later = list(STAGES.values())[list(STAGES.values()).index(row.name) + 1:]
+            for name in later:  # everything after this stage must run again, whether or not it runs now
+                if name in state['stages']: state['stages'][name]['status'] = 'pending'
             save_json(state, run_dir/STATE)
-            if isinstance(e, KeyboardInterrupt): raise
-            raise StageFailed(msg) from None
-        wall = time.time() - t0
-        rec.update(status='done', seconds=round(wall, 1), finished=time.strftime('%Y-%m-%dT%H:%M:%S'),
-                   breakdown=stage_breakdown(out, wall, _stage_phases(run_dir, row.name)))
-        save_json(state, run_dir/STATE)
-        log(f"{tag} done in {_fmt_secs(rec['seconds'])} · elapsed {_fmt_secs(time.time() - t_start)}")
-        if tracking: tracking.stage_finished(row.name, rec['seconds'])
-        rows.append({'stage': row.stage, 'name': row.name, 'status': 'ran', 'seconds': rec['seconds'],
-                     'where the time went': largest_parts(rec['breakdown']), 'notebook': str(out)})
+            log(f"{tag} running → {out}"); t0 = time.time()
+            if tracking: tracking.stage_started(row.name)
+            extra = {'exist': 'resume'} if row.name == 'train' else {}
+            parameters = {**params.get(row.name, {}), **extra, 'run_dir': str(run_dir)}
+            shared = row.name in DIST_STAGES and world_size() > 1  # the other ranks run it with us; rank 0 alone runs the rest
+            mine, warm = warm, _warm_next(table, i, kernel)  # this stage's kernel, if it was started ahead; the next one's, now
+            try:
+                if shared: from_main((row.name, str(row.notebook), parameters))
+                with stage_input(row.notebook) as src, TerminalProgress(run_dir/'.progress.json'), kernel_env(shared, KERNEL_PORT):
+                    _execute(src, out, parameters, kernel, str(Path(row.notebook).parent), mine)
+            except (Exception, KeyboardInterrupt) as e:
+                msg, fail = _failure(e, row, out) if isinstance(e, Exception) else (f"Stage {row.stage} ({row.name}) interrupted.", {})
+                rec.update(status='failed' if isinstance(e, Exception) else 'interrupted', seconds=round(time.time() - t0, 1), **fail)
+                save_json(state, run_dir/STATE)
+                if isinstance(e, KeyboardInterrupt): raise
+                raise StageFailed(msg) from None
+            finally:
+                if mine: mine.discard()  # unless it became the kernel
+            wall = time.time() - t0
+            rec.update(status='done', seconds=round(wall, 1), finished=time.strftime('%Y-%m-%dT%H:%M:%S'),
+                       breakdown=stage_breakdown(out, wall, _stage_phases(run_dir, row.name)))
+            save_json(state, run_dir/STATE)
+            log(f"{tag} done in {_fmt_secs(rec['seconds'])} · elapsed {_fmt_secs(time.time() - t_start)}")
+            if tracking: tracking.stage_finished(row.name, rec['seconds'])
+            rows.append({'stage': row.stage, 'name': row.name, 'status': 'ran', 'seconds': rec['seconds'],
+                         'where the time went': largest_parts(rec['breakdown']), 'notebook': str(out)})
+    finally:
+        if warm: warm.discard()
     return pd.DataFrame(rows)
 
 # %% ../nbs/15_pipeline.ipynb #b9bd8324
@@ -577,11 +589,11 @@ def pipeline_ranks():
     try: KERNEL_PORT = from_main(_free_port()); yield KERNEL_PORT
     finally: KERNEL_PORT = None; dist.destroy_process_group()
 
-def _execute(src, out:Path, parameters:dict, kernel:str, cwd:str):
-    "papermill, with our kernel manager, no bar and the stage's folder as working directory."
+def _execute(src, out:Path, parameters:dict, kernel:str, cwd:str, warm:WarmKernel|None=None):
+    "papermill, with our kernel manager (the kernel `warm` if it fits), no bar and the stage's folder as working directory."
     import papermill as pm
     pm.execute_notebook(src, str(out), parameters=parameters, kernel_name=kernel, progress_bar=False, cwd=cwd,
-                        kernel_manager_class=kernel_manager_class())
+                        kernel_manager_class=kernel_manager_class(warm))
 
 def follow_main(port:int, kernel:str='python3'):
     "Ranks other than 0: run each distributed stage rank 0 announces, with their own kernel, until it says the work is over."
@@ -643,6 +655,104 @@ def launch_ranks(argv:list[str], # the command's arguments, without the torchrun
             f"torchrun ended with exit code {rc} (its output is above)")
     raise StageFailed(f"The distributed run stopped: {what}\nThe other ranks were stopped with it. Fix the cause and run the same "
                       "command again: finished stages are kept, and training resumes after its last finished epoch.")
+
+# %% ../nbs/15_pipeline.ipynb #68bace13
+WARM_UPS = {  # a stage's work that a kernel can do ahead, beyond importing: numba compiles umap-learn's layout in every process
+    'why': "import numpy as np\nfrom probing_sota.why import embedding_map\n"
+           "embedding_map(np.random.default_rng(0).random((64, 8), dtype=np.float32), device='cpu', epochs=5)"}
+WARM_FREE_ENV = ('JPY_PARENT_PID', PROGRESS_ENV, 'PYTHONEXECUTABLE')  # may differ between a warm process and its kernel
+WARM_ENV = 'PROBING_SOTA_WARM'  # '0': every stage's kernel starts cold
+
+def stage_imports(notebook:str|Path)->list[str]:
+    """The import statements a stage's kernel will run: those of the notebook's cells above its parameters (top level: not
+    the Colab installer's), and those inside the functions of its module (umap-learn, cleanlab, scikit-learn are imported where used)."""
+    import ast, importlib.util, nbformat
+    cells = [c for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == 'code']
+    first = next((i for i, c in enumerate(cells) if 'parameters' in c.metadata.get('tags', [])), 0)
+    trees = []
+    for c in cells[:first]:
+        try: trees.append(ast.parse(c.source).body)
+        except SyntaxError: pass  # IPython magics: nothing to import ahead
+    module = next((m.group(1) for c in cells if (m := re.search(r'^#\|\s*default_exp\s+(\S+)', c.source, re.M))), None)
+    spec = importlib.util.find_spec(f'probing_sota.{module}') if module else None
+    if spec and spec.origin: trees.append(list(ast.walk(ast.parse(Path(spec.origin).read_text()))))
+    found = [ast.unparse(n) for nodes in trees for n in nodes if isinstance(n, ast.Import) or
+             isinstance(n, ast.ImportFrom) and not n.level and n.module != '__future__']
+    return list(dict.fromkeys(found))
+
+WARM_MAIN = r'''
+import sys, os, json, warnings
+if sys.path and sys.path[0] == '': del sys.path[0]  # as ipykernel_launcher does
+import ipykernel.kernelapp  # the kernel's own modules (IPython among them)
+os.environ.setdefault('MPLBACKEND', 'module://matplotlib_inline.backend_inline')  # ipykernel's, before matplotlib reads it
+with warnings.catch_warnings():
+    warnings.simplefilter('ignore')
+    for statement in json.loads(sys.argv[1]):
+        try: exec(statement, {})
+        except Exception: pass  # the stage's own cell will raise it, in the record
+try: os.write(int(sys.argv[2]), b'1'); os.close(int(sys.argv[2]))
+except OSError: sys.exit()  # the pipeline is gone
+order = sys.stdin.readline()
+if not order: sys.exit()  # not needed after all
+order = json.loads(order)
+os.environ.clear(); os.environ.update(order['env']); os.chdir(order['cwd'])
+import runpy; sys.argv = ['', *order['args']]; runpy.run_module('ipykernel_launcher', run_name='__main__', alter_sys=True)
+'''
+
+class WarmKernel:
+    """The next stage's kernel process, started while the current stage runs: Python, its imports (and `WARM_UPS`) done.
+    When papermill starts that stage's kernel, the process is handed the connection file and becomes it: a fresh kernel, of
+    its own stage only, whose first cells find their modules already imported. It is used only if the kernel papermill asks
+    for is this Python's ipykernel, with the same environment and folder; otherwise it is discarded and a kernel starts as usual."""
+    def __init__(self, notebook:str|Path, cwd:str, stage:str|None=None, env:dict|None=None):
+        self.cwd, self.env = str(cwd), {**(os.environ if env is None else env), 'JPY_PARENT_PID': str(os.getpid())}
+        work = stage_imports(notebook) + ([WARM_UPS[stage]] if stage in WARM_UPS else [])
+        self.ready, w = os.pipe(); self.handed = False
+        try: self.process = subprocess.Popen([sys.executable, '-c', WARM_MAIN, json.dumps(work), str(w)], stdin=subprocess.PIPE,
+                                             cwd=self.cwd, env=self.env, pass_fds=(w,), start_new_session=True)
+        finally: os.close(w)
+
+    def fits(self, cmd:list, env:dict, cwd)->bool:
+        "Can this process become the kernel `cmd` asks for, in `env` and `cwd`?"
+        differ = {k for k in set(env) | set(self.env) if env.get(k) != self.env.get(k)} - set(WARM_FREE_ENV)
+        return (self.process.poll() is None and cmd[:3] == [sys.executable, '-m', 'ipykernel_launcher'] and not differ
+                and str(cwd or os.getcwd()) == self.cwd)
+
+    def is_ready(self, timeout:float)->bool:
+        "Has it finished its imports (waiting up to `timeout` seconds)?"
+        import select
+        return bool(select.select([self.ready], [], [], timeout)[0])
+
+    def hand_over(self, cmd:list, env:dict)->subprocess.Popen:
+        "Make it the kernel `cmd` starts; the process, for the kernel's provisioner."
+        self.process.stdin.write(json.dumps({'args': cmd[3:], 'env': env, 'cwd': self.cwd}).encode() + b'\n'); self.process.stdin.flush()
+        self.handed = True; os.close(self.ready); return self.process
+
+    def discard(self):
+        "Not needed (unless it became a kernel): ended now, whatever it was importing."
+        if self.handed or self.process.stdin.closed: return
+        self.process.kill(); self.process.wait(); self.process.stdin.close(); os.close(self.ready)
+
+def warm_launch(warm:WarmKernel|None, provisioner, cmd:list, kw:dict, wait:float=60)->bool:
+    "Launch the kernel `cmd` as the warm process, if it fits and is ready within `wait` seconds; False to launch as usual."
+    if warm is None: return False
+    env = dict(kw.get('env') or os.environ)
+    try:
+        if warm.fits(cmd, env, kw.get('cwd')) and warm.is_ready(wait) and warm.process.poll() is None:
+            p = provisioner; p.process = warm.hand_over(cmd, env)
+            p.pid, p.pgid, p.cwd = p.process.pid, os.getpgid(p.process.pid), kw.get('cwd')
+            return True
+    except OSError: pass  # it died meanwhile (a broken pipe): a kernel starts as usual
+    warm.discard(); return False
+
+def _warm_next(table:pd.DataFrame, i:int, kernel:str)->WarmKernel|None:
+    "The kernel of the stage after the `i`-th (1-based) of `table`, started now; none for another kernel or a stage the ranks share."
+    if i >= len(table) or kernel != 'python3' or os.environ.get(WARM_ENV) == '0': return None
+    row = table.iloc[i]
+    if row['name'] in DIST_STAGES and world_size() > 1: return None
+    try: return WarmKernel(row['notebook'], str(Path(row['notebook']).parent), row['name'],
+                           {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARS})
+    except OSError: return None  # no process to spare: the stage's kernel starts as usual
 
 # %% ../nbs/15_pipeline.ipynb #ef7d1374
 def _cell_seconds(cell)->float: return float(cell.get('metadata', {}).get('papermill', {}).get('duration') or 0)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch, torch.nn.functional as F
-from .core import (ProbingError, ConfigError, check_choice, get_device, save_csv, save_json, save_figure, save_npz, save_text,
+from .core import (inference_batch, ProbingError, ConfigError, check_choice, get_device, save_csv, save_json, save_figure, save_npz, save_text,
                    run_params, Timings, save_timings)
 from .data import stratified_subset
 from .models import run_model, run_data
@@ -238,12 +238,12 @@ def robustness_sweep(model, info, # the run's model (eval mode) and its info
                      kinds:list|None=None, # corruptions (default: all of `CORRUPTIONS`)
                      severities:tuple=(1, 2, 3, 4, 5),
                      cam_images:int=256, # CAM statistics on this many of the images per corruption and severity
-                     threshold:float=0.40, batch_size:int=256, device='cpu', seed:int=0, progress:bool=False,
+                     threshold:float=0.40, batch_size:int|None=None, device='cpu', seed:int=0, progress:bool=False,
                     )->tuple[pd.DataFrame, pd.DataFrame, dict]:
     ("Every corruption at every severity on the device, in batches: per (corruption, severity) accuracy, mean confidence, the "
      "low-confidence share, ECE and the CAM statistics; per class accuracy; and per example correctness and confidence.")
     from probing_sota.core import progress_bar
-    dev = get_device(device); bf16 = dev.type == 'cuda'; kinds = list(kinds or CORRUPTIONS)
+    dev = get_device(device); bf16 = dev.type == 'cuda'; kinds = list(kinds or CORRUPTIONS); batch_size = inference_batch(dev, batch_size)
     for k in kinds: check_choice(k, list(CORRUPTIONS), 'corruption')
     tf = info.transform(channels_last=True).to(dev); model = model.to(dev).eval()
     imgs = torch.from_numpy(np.ascontiguousarray(data.images[data.positions(table['index'].to_numpy())])).permute(0, 3, 1, 2)
@@ -387,7 +387,7 @@ def robustness_stage(run_dir, # a run directory after stages 04-06
                      cam_images:int=256, # CAM statistics per corruption and severity on this many of them
                      max_cams:int|None=2000, # true-class CAMs for the object extent: every hard example, then confident ones
                      threshold:float|None=None, # the low-confidence threshold (default: stage 05's)
-                     batch_size:int=256, device='auto', seed:int=0, progress:bool=True)->dict:
+                     batch_size:int|None=None, device='auto', seed:int=0, progress:bool=True)->dict:
     ("Image statistics of hard against easy examples, the corruption sweep, and the seeds' claims tested on them: "
      "image_stats*.csv, robustness*.csv, claims.csv and their figures in `run_dir`.")
     run_dir = Path(run_dir); clock = Timings(); dev = get_device(device)

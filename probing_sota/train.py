@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
-from .core import (ProbingError, ConfigError, CheckpointError, check_choice, get_device, seed_everything,
+from .core import (inference_batch, ProbingError, ConfigError, CheckpointError, check_choice, get_device, seed_everything,
                                prepare_run_dir, save_csv, save_npz, save_checkpoint, load_checkpoint, save_figure,
                                Timings, save_timings, progress_bar, save_embeddings, init_distributed, world_size,
                                all_sum, barrier, gather_rows, n_batches, rank_batches, shared_by_ranks)
@@ -398,7 +398,7 @@ def train_stage(run_dir, # the run directory (runs/<name>)
     feature_seconds = 0.0
     if use_features:
         with clock('features'):
-            fx, fy = _gathered(extract_features(model, info, DeviceLoader(train, eval_tf, 256, device=dev, max_memory=mem[0], shard=True),
+            fx, fy = _gathered(extract_features(model, info, DeviceLoader(train, eval_tf, inference_batch(dev), device=dev, max_memory=mem[0], shard=True),
                                                 bf16, progress), len(train))
             vx, vy = _gathered(extract_features(model, info, val_dl, bf16, progress), len(val))
         feature_seconds = clock.seconds['features']  # counted in the first epoch's time
@@ -470,7 +470,7 @@ def train_stage(run_dir, # the run directory (runs/<name>)
             model.load_state_dict(load_checkpoint(best_path)['state_dict'])
             if use_features: emb = fx.half().cpu()  # the head's inputs already: the layers before it did not train
             else: emb = gather_rows(training_embeddings(model, info, _unshuffled(train_dl) if prefix else
-                                    DeviceLoader(train, eval_tf, 256, device=dev, max_memory=mem[0], shard=True), prefix, bf16), len(train))
+                                    DeviceLoader(train, eval_tf, inference_batch(dev), device=dev, max_memory=mem[0], shard=True), prefix, bf16), len(train))
             save_embeddings(run_dir, 'train', emb, info.head, pd.DataFrame({'index': train.index, 'label': train.labels}))
     with clock('curves figure'):
         save_figure(plot_curves(pd.DataFrame(log), f'{model_name} · {dataset} · {strategy}'), run_dir/'figures'/'training_curves.png')
@@ -527,9 +527,9 @@ def _prefix_cache(model, info, train, val, eval_tf, batch_size, dev, mem, seed, 
               f"({sum(mem)/2**30:.1f} GiB; $PROBING_SOTA_MAX_MEMORY): they run every epoch instead"); return [], None
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-        fx, fy = _gathered(cache_inputs(model, first, DeviceLoader(train, eval_tf, 256, device=dev, max_memory=mem[0], shard=True),
+        fx, fy = _gathered(cache_inputs(model, first, DeviceLoader(train, eval_tf, inference_batch(dev), device=dev, max_memory=mem[0], shard=True),
                                         progress=progress), len(train))  # each rank its share, then all of it on every rank
-        vx, vy = _gathered(cache_inputs(model, first, DeviceLoader(val, eval_tf, 256, device=dev, max_memory=mem[1], shard=True)), len(val))
+        vx, vy = _gathered(cache_inputs(model, first, DeviceLoader(val, eval_tf, inference_batch(dev), device=dev, max_memory=mem[1], shard=True)), len(val))
     return prefix, (TensorBatches(fx, fy, batch_size, shuffle=True, seed=seed, memory_format=fmt, shard=True, accumulate=accumulate),
                     TensorBatches(vx, vy, 256, memory_format=fmt, shard=True))
 
