@@ -683,6 +683,8 @@ def stage_imports(notebook:str|Path)->list[str]:
 WARM_MAIN = r'''
 import sys, os, json, warnings
 if sys.path and sys.path[0] == '': del sys.path[0]  # as ipykernel_launcher does
+try: os.nice(19)  # only the CPU the running stage leaves idle: its torch threads spin-wait for a core taken from them
+except OSError: pass
 import ipykernel.kernelapp  # the kernel's own modules (IPython among them)
 os.environ.setdefault('MPLBACKEND', 'module://matplotlib_inline.backend_inline')  # ipykernel's, before matplotlib reads it
 with warnings.catch_warnings():
@@ -696,11 +698,14 @@ order = sys.stdin.readline()
 if not order: sys.exit()  # not needed after all
 order = json.loads(order)
 os.environ.clear(); os.environ.update(order['env']); os.chdir(order['cwd'])
+try: os.setpriority(os.PRIO_PROCESS, 0, order['nice'])  # the stage's own priority back (may need privilege: else it keeps 19)
+except OSError: pass
 import runpy; sys.argv = ['', *order['args']]; runpy.run_module('ipykernel_launcher', run_name='__main__', alter_sys=True)
 '''
 
 class WarmKernel:
-    """The next stage's kernel process, started while the current stage runs: Python, its imports (and `WARM_UPS`) done.
+    """The next stage's kernel process, started while the current stage runs: Python, its imports (and `WARM_UPS`) done,
+    at the lowest priority, so that it takes only the CPU the running stage leaves idle, then at the pipeline's own again.
     When papermill starts that stage's kernel, the process is handed the connection file and becomes it: a fresh kernel, of
     its own stage only, whose first cells find their modules already imported. It is used only if the kernel papermill asks
     for is this Python's ipykernel, with the same environment and folder; otherwise it is discarded and a kernel starts as usual."""
@@ -725,7 +730,8 @@ class WarmKernel:
 
     def hand_over(self, cmd:list, env:dict)->subprocess.Popen:
         "Make it the kernel `cmd` starts; the process, for the kernel's provisioner."
-        self.process.stdin.write(json.dumps({'args': cmd[3:], 'env': env, 'cwd': self.cwd}).encode() + b'\n'); self.process.stdin.flush()
+        order = {'args': cmd[3:], 'env': env, 'cwd': self.cwd, 'nice': os.getpriority(os.PRIO_PROCESS, 0)}
+        self.process.stdin.write(json.dumps(order).encode() + b'\n'); self.process.stdin.flush()
         self.handed = True; os.close(self.ready); return self.process
 
     def discard(self):
