@@ -17,17 +17,17 @@ from .models import MODELS, weights_package_file, torch_cache_file
 
 # %% auto #0
 __all__ = ['STAGES', 'PIPELINE_SET', 'PATH_KEYS', 'PROBE_KEYS', 'BASELINES_QUICK', 'BASELINES_FULL', 'PRESETS', 'STATE',
-           'SKIP_TAG', 'ALL_RANKS', 'KERNEL_PORT', 'DIST_STAGES', 'TORCHRUN_VARS', 'RANK_FAILED', 'TORCHRUN_LOG',
-           'PEER_ERRORS', 'WARM_UPS', 'WARM_FREE_ENV', 'WARM_ENV', 'WARM_MAIN', 'REMEDIES', 'REMEDY_STAGES',
-           'PROBE_STAGES', 'TRACK_HELP', 'dataset_location', 'weights_location', 'environment_report', 'find_nbs',
-           'stage_notebooks', 'parse_parameters_cell', 'stage_parameters', 'parameter_table', 'coerce',
+           'SKIP_TAG', 'ALL_RANKS', 'KERNEL_PORT', 'DIST_STAGES', 'TORCHRUN_VARS', 'SAVE_EVERY', 'RANK_FAILED',
+           'TORCHRUN_LOG', 'PEER_ERRORS', 'WARM_UPS', 'WARM_FREE_ENV', 'WARM_ENV', 'WARM_MAIN', 'REMEDIES',
+           'REMEDY_STAGES', 'PROBE_STAGES', 'TRACK_HELP', 'dataset_location', 'weights_location', 'environment_report',
+           'find_nbs', 'stage_notebooks', 'parse_parameters_cell', 'stage_parameters', 'parameter_table', 'coerce',
            'check_image_folder', 'check_model_file', 'resolve_params', 'parse_overrides', 'load_config_file',
            'preset_params', 'StageFailed', 'check_not_file', 'prepare_pipeline_dir', 'stage_cells', 'stage_input',
            'data_digest', 'kernel_manager_class', 'run_pipeline', 'stage_table', 'kernel_env', 'pipeline_ranks',
-           'follow_main', 'root_cause', 'launch_ranks', 'stage_imports', 'WarmKernel', 'warm_launch', 'stage_breakdown',
-           'largest_parts', 'TerminalProgress', 'expand_grid', 'point_label', 'parse_grid', 'run_summary', 'headline',
-           'plot_sweep', 'sweep', 'remedy_overrides', 'remedies', 'probe_pairs', 'probe_sources', 'probe_stages',
-           'stage_list', 'cli_track', 'main', 'Probe', 'probe']
+           'papermill_engine', 'follow_main', 'root_cause', 'launch_ranks', 'stage_imports', 'WarmKernel',
+           'warm_launch', 'stage_breakdown', 'largest_parts', 'TerminalProgress', 'expand_grid', 'point_label',
+           'parse_grid', 'run_summary', 'headline', 'plot_sweep', 'sweep', 'remedy_overrides', 'remedies',
+           'probe_pairs', 'probe_sources', 'probe_stages', 'stage_list', 'cli_track', 'main', 'Probe', 'probe']
 
 # %% ../nbs/15_pipeline.ipynb #5c4bbc6a
 def dataset_location(name:str, data_root=None)->str:
@@ -589,11 +589,29 @@ def pipeline_ranks():
     try: KERNEL_PORT = from_main(_free_port()); yield KERNEL_PORT
     finally: KERNEL_PORT = None; dist.destroy_process_group()
 
+SAVE_EVERY = 10.0  # seconds: how stale a running stage's executed notebook may be (papermill saves it before and after each cell)
+
+def papermill_engine()->str:
+    """papermill's nbclient engine, saving the executed notebook at most every `SAVE_EVERY` seconds while the stage runs; papermill
+    itself saves it at the start, at the end and on a failure. Before, a stage with 70 cells and a few MB of output (the report,
+    the gallery's widget) wrote it 140 times."""
+    from papermill.engines import NBClientEngine, papermill_engines
+    class FewerSaves(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, **kw):
+            save, last = nb_man.save, [time.monotonic()]
+            def now_and_then(**k):
+                if time.monotonic() - last[0] >= SAVE_EVERY: save(**k); last[0] = time.monotonic()
+            nb_man.save = now_and_then
+            try: return super().execute_managed_notebook(nb_man, kernel_name, **kw)
+            finally: del nb_man.save  # papermill's final save (also after a failure) is its own
+    papermill_engines.register('probing_sota', FewerSaves); return 'probing_sota'
+
 def _execute(src, out:Path, parameters:dict, kernel:str, cwd:str, warm:WarmKernel|None=None):
-    "papermill, with our kernel manager (the kernel `warm` if it fits), no bar and the stage's folder as working directory."
+    "papermill, with our kernel manager (the kernel `warm` if it fits) and engine, no bar and the stage's folder as working directory."
     import papermill as pm
     pm.execute_notebook(src, str(out), parameters=parameters, kernel_name=kernel, progress_bar=False, cwd=cwd,
-                        kernel_manager_class=kernel_manager_class(warm))
+                        kernel_manager_class=kernel_manager_class(warm), engine_name=papermill_engine())
 
 def follow_main(port:int, kernel:str='python3'):
     "Ranks other than 0: run each distributed stage rank 0 announces, with their own kernel, until it says the work is over."
