@@ -24,7 +24,7 @@ __all__ = ['STAGES', 'PIPELINE_SET', 'PATH_KEYS', 'PROBE_KEYS', 'BASELINES_QUICK
            'check_image_folder', 'check_model_file', 'resolve_params', 'parse_overrides', 'load_config_file',
            'preset_params', 'StageFailed', 'check_not_file', 'prepare_pipeline_dir', 'stage_cells', 'stage_input',
            'data_digest', 'kernel_manager_class', 'run_pipeline', 'stage_table', 'kernel_env', 'pipeline_ranks',
-           'papermill_engine', 'follow_main', 'root_cause', 'launch_ranks', 'stage_imports', 'WarmKernel',
+           'papermill_engine', 'follow_main', 'root_cause', 'launch_ranks', 'stage_imports', 'can_renice', 'WarmKernel',
            'warm_launch', 'stage_breakdown', 'largest_parts', 'TerminalProgress', 'expand_grid', 'point_label',
            'parse_grid', 'run_summary', 'headline', 'plot_sweep', 'sweep', 'remedy_overrides', 'remedies',
            'probe_pairs', 'probe_sources', 'probe_stages', 'stage_list', 'cli_track', 'main', 'Probe', 'probe']
@@ -701,8 +701,8 @@ def stage_imports(notebook:str|Path)->list[str]:
 WARM_MAIN = r'''
 import sys, os, json, warnings
 if sys.path and sys.path[0] == '': del sys.path[0]  # as ipykernel_launcher does
-try: os.nice(19)  # only the CPU the running stage leaves idle: its torch threads spin-wait for a core taken from them
-except OSError: pass
+if sys.argv[3] == '1':  # only the CPU the running stage leaves idle: its torch threads spin-wait for a core taken from them
+    os.nice(19)
 import ipykernel.kernelapp  # the kernel's own modules (IPython among them)
 os.environ.setdefault('MPLBACKEND', 'module://matplotlib_inline.backend_inline')  # ipykernel's, before matplotlib reads it
 with warnings.catch_warnings():
@@ -716,22 +716,31 @@ order = sys.stdin.readline()
 if not order: sys.exit()  # not needed after all
 order = json.loads(order)
 os.environ.clear(); os.environ.update(order['env']); os.chdir(order['cwd'])
-try: os.setpriority(os.PRIO_PROCESS, 0, order['nice'])  # the stage's own priority back (may need privilege: else it keeps 19)
-except OSError: pass
+for tid in os.listdir('/proc/self/task') if os.path.isdir('/proc/self/task') else [0]:  # every thread (a pool the imports
+    try: os.setpriority(os.PRIO_PROCESS, int(tid), order['nice'])                     # started) back at the stage's priority
+    except OSError: pass
 import runpy; sys.argv = ['', *order['args']]; runpy.run_module('ipykernel_launcher', run_name='__main__', alter_sys=True)
 '''
 
+def can_renice()->bool:
+    ("May our processes raise their priority back after lowering it (root, or RLIMIT_NICE)? Only then does a warm kernel import at "
+     "the lowest priority: one that stayed there would share the CPU evenly with the next warm-up, its torch threads waiting on it.")
+    import resource
+    try: return os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_NICE)[0] >= 20 - os.getpriority(os.PRIO_PROCESS, 0)
+    except (AttributeError, OSError, ValueError): return False  # not POSIX
+
 class WarmKernel:
     """The next stage's kernel process, started while the current stage runs: Python, its imports (and `WARM_UPS`) done,
-    at the lowest priority, so that it takes only the CPU the running stage leaves idle, then at the pipeline's own again.
+    at the lowest priority where it may take its priority back (`can_renice`), so that it takes only the CPU the running stage
+    leaves idle; each of its threads is set back to the pipeline's priority when it becomes the kernel.
     When papermill starts that stage's kernel, the process is handed the connection file and becomes it: a fresh kernel, of
     its own stage only, whose first cells find their modules already imported. It is used only if the kernel papermill asks
     for is this Python's ipykernel, with the same environment and folder; otherwise it is discarded and a kernel starts as usual."""
     def __init__(self, notebook:str|Path, cwd:str, stage:str|None=None, env:dict|None=None):
         self.cwd, self.env = str(cwd), {**(os.environ if env is None else env), 'JPY_PARENT_PID': str(os.getpid())}
         work = stage_imports(notebook) + ([WARM_UPS[stage]] if stage in WARM_UPS else [])
-        self.ready, w = os.pipe(); self.handed = False
-        try: self.process = subprocess.Popen([sys.executable, '-c', WARM_MAIN, json.dumps(work), str(w)], stdin=subprocess.PIPE,
+        self.ready, w = os.pipe(); self.handed = False; low = '1' if can_renice() else '0'
+        try: self.process = subprocess.Popen([sys.executable, '-c', WARM_MAIN, json.dumps(work), str(w), low], stdin=subprocess.PIPE,
                                              cwd=self.cwd, env=self.env, pass_fds=(w,), start_new_session=True)
         finally: os.close(w)
 
