@@ -1,11 +1,11 @@
 """What a stage pays before its work: a kernel started cold (Python, ipykernel, the setup cells' imports, the imports inside
-the stage's functions, `WARM_UPS` such as numba compiling umap-learn's layout) against a warm kernel (`pipeline.WarmKernel`,
+the stage's functions) against a warm kernel (`pipeline.WarmKernel`,
 started while the previous stage ran) — on the same notebooks, in one process, one after the other.
 
     python bench/stage_startup.py [--stages why,robustness] [--repeats 2] [--busy 0]
 
 For each stage notebook, a notebook of its set-up cells (those above the parameters), one cell with the imports its
-module's functions make, and the stage's warm-up, is run by papermill as the pipeline runs a stage: cold, then with a warm
+module's functions make, is run by papermill as the pipeline runs a stage: cold, then with a warm
 kernel that was given the time the previous stage would have given it. `--busy N` keeps N processes spinning meanwhile,
 as a stage keeps the cores busy while the next kernel warms. Prints seconds per stage both ways, the ratio, and the CPU
 seconds the warm process spent ahead (paid beside the previous stage, not before this one)."""
@@ -13,15 +13,14 @@ import argparse, multiprocessing as mp, os, resource, shutil, time
 from pathlib import Path
 import nbformat, pandas as pd
 from probing_sota.core import scratch_dir
-from probing_sota.pipeline import (find_nbs, stage_table, stage_imports, WarmKernel, WARM_UPS, _execute)
+from probing_sota.pipeline import find_nbs, stage_table, stage_imports, WarmKernel, _execute
 
-def startup_notebook(notebook:Path, stage:str, d:Path)->Path:
-    "The stage's set-up cells, then what the stage imports and compiles inside its functions, then its parameters cell."
+def startup_notebook(notebook:Path, d:Path)->Path:
+    "The stage's set-up cells, then what the stage imports inside its functions, then its parameters cell."
     cells = [c for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == 'code']
     first = next(i for i, c in enumerate(cells) if 'parameters' in c.metadata.get('tags', []))
     inner = '\n'.join(s for s in stage_imports(notebook) if not any(s in c.source for c in cells[:first]))
-    extra = [nbformat.v4.new_code_cell(inner), *([nbformat.v4.new_code_cell(WARM_UPS[stage])] if stage in WARM_UPS else []),
-             nbformat.v4.new_code_cell('run_dir = None', metadata={'tags': ['parameters']})]
+    extra = [nbformat.v4.new_code_cell(inner), nbformat.v4.new_code_cell('run_dir = None', metadata={'tags': ['parameters']})]
     f = d/notebook.name; nbformat.write(nbformat.v4.new_notebook(cells=[*cells[:first], *extra]), f); return f
 
 def spin(stop):
@@ -42,10 +41,10 @@ def main():
     for p in busy: p.start()
     try:
         for name in names:
-            nb = Path(table.set_index('name').notebook[name]); f = startup_notebook(nb, name, d)
+            nb = Path(table.set_index('name').notebook[name]); f = startup_notebook(nb, d)
             for r in range(a.repeats):
                 t = time.perf_counter(); _execute(str(f), d/'cold.ipynb', {}, 'python3', str(nbs)); cold = time.perf_counter() - t
-                warm = WarmKernel(f, str(nbs), name); c0 = children_cpu()
+                warm = WarmKernel(f, str(nbs)); c0 = children_cpu()
                 warm.is_ready(600); ahead = time.perf_counter()  # the previous stage's time: the warm-up is done
                 t = time.perf_counter(); _execute(str(f), d/'warm.ipynb', {}, 'python3', str(nbs), warm); hot = time.perf_counter() - t
                 rows.append({'stage': name, 'repeat': r, 'cold s': round(cold, 2), 'warm s': round(hot, 2),

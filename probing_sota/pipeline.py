@@ -18,9 +18,9 @@ from .models import MODELS, weights_package_file, torch_cache_file
 # %% auto #0
 __all__ = ['STAGES', 'PIPELINE_SET', 'PATH_KEYS', 'PROBE_KEYS', 'BASELINES_QUICK', 'BASELINES_FULL', 'PRESETS', 'STATE',
            'SKIP_TAG', 'ALL_RANKS', 'KERNEL_PORT', 'DIST_STAGES', 'TORCHRUN_VARS', 'SAVE_EVERY', 'RANK_FAILED',
-           'TORCHRUN_LOG', 'PEER_ERRORS', 'WARM_UPS', 'WARM_FREE_ENV', 'WARM_ENV', 'WARM_MAIN', 'REMEDIES',
-           'REMEDY_STAGES', 'PROBE_STAGES', 'TRACK_HELP', 'dataset_location', 'weights_location', 'environment_report',
-           'find_nbs', 'stage_notebooks', 'parse_parameters_cell', 'stage_parameters', 'parameter_table', 'coerce',
+           'TORCHRUN_LOG', 'PEER_ERRORS', 'WARM_FREE_ENV', 'WARM_ENV', 'WARM_MAIN', 'REMEDIES', 'REMEDY_STAGES',
+           'PROBE_STAGES', 'TRACK_HELP', 'dataset_location', 'weights_location', 'environment_report', 'find_nbs',
+           'stage_notebooks', 'parse_parameters_cell', 'stage_parameters', 'parameter_table', 'coerce',
            'check_image_folder', 'check_model_file', 'resolve_params', 'parse_overrides', 'load_config_file',
            'preset_params', 'StageFailed', 'check_not_file', 'prepare_pipeline_dir', 'stage_cells', 'stage_input',
            'data_digest', 'kernel_manager_class', 'run_pipeline', 'stage_table', 'kernel_env', 'pipeline_ranks',
@@ -675,9 +675,6 @@ def launch_ranks(argv:list[str], # the command's arguments, without the torchrun
                       "command again: finished stages are kept, and training resumes after its last finished epoch.")
 
 # %% ../nbs/15_pipeline.ipynb #68bace13
-WARM_UPS = {  # a stage's work that a kernel can do ahead, beyond importing: numba compiles umap-learn's layout in every process
-    'why': "import numpy as np\nfrom probing_sota.why import embedding_map\n"
-           "embedding_map(np.random.default_rng(0).random((64, 8), dtype=np.float32), device='cpu', epochs=5)"}
 WARM_FREE_ENV = ('JPY_PARENT_PID', PROGRESS_ENV, 'PYTHONEXECUTABLE')  # may differ between a warm process and its kernel
 WARM_ENV = 'PROBING_SOTA_WARM'  # '0': every stage's kernel starts cold
 
@@ -730,15 +727,15 @@ def can_renice()->bool:
     except (AttributeError, OSError, ValueError): return False  # not POSIX
 
 class WarmKernel:
-    """The next stage's kernel process, started while the current stage runs: Python, its imports (and `WARM_UPS`) done,
+    """The next stage's kernel process, started while the current stage runs: Python and its imports done,
     at the lowest priority where it may take its priority back (`can_renice`), so that it takes only the CPU the running stage
     leaves idle; each of its threads is set back to the pipeline's priority when it becomes the kernel.
     When papermill starts that stage's kernel, the process is handed the connection file and becomes it: a fresh kernel, of
     its own stage only, whose first cells find their modules already imported. It is used only if the kernel papermill asks
     for is this Python's ipykernel, with the same environment and folder; otherwise it is discarded and a kernel starts as usual."""
-    def __init__(self, notebook:str|Path, cwd:str, stage:str|None=None, env:dict|None=None):
+    def __init__(self, notebook:str|Path, cwd:str, env:dict|None=None):
         self.cwd, self.env = str(cwd), {**(os.environ if env is None else env), 'JPY_PARENT_PID': str(os.getpid())}
-        work = stage_imports(notebook) + ([WARM_UPS[stage]] if stage in WARM_UPS else [])
+        work = stage_imports(notebook)
         self.ready, w = os.pipe(); self.handed = False; low = '1' if can_renice() else '0'
         try: self.process = subprocess.Popen([sys.executable, '-c', WARM_MAIN, json.dumps(work), str(w), low], stdin=subprocess.PIPE,
                                              cwd=self.cwd, env=self.env, pass_fds=(w,), start_new_session=True)
@@ -783,8 +780,7 @@ def _warm_next(table:pd.DataFrame, i:int, kernel:str)->WarmKernel|None:
     if i >= len(table) or kernel != 'python3' or os.environ.get(WARM_ENV) == '0': return None
     row = table.iloc[i]
     if row['name'] in DIST_STAGES and world_size() > 1: return None
-    try: return WarmKernel(row['notebook'], str(Path(row['notebook']).parent), row['name'],
-                           {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARS})
+    try: return WarmKernel(row['notebook'], str(Path(row['notebook']).parent), {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARS})
     except OSError: return None  # no process to spare: the stage's kernel starts as usual
 
 # %% ../nbs/15_pipeline.ipynb #ef7d1374
