@@ -777,7 +777,7 @@ def warm_launch(warm:WarmKernel|None, provisioner, cmd:list, kw:dict, wait:float
 
 def _warm_next(table:pd.DataFrame, i:int, kernel:str)->WarmKernel|None:
     "The kernel of the stage after the `i`-th (1-based) of `table`, started now; none for another kernel or a stage the ranks share."
-    if i >= len(table) or kernel != 'python3' or os.environ.get(WARM_ENV) == '0': return None
+    if i >= len(table) or kernel != 'python3' or os.environ.get(WARM_ENV) == '0' or os.name != 'posix': return None  # pipes, select
     row = table.iloc[i]
     if row['name'] in DIST_STAGES and world_size() > 1: return None
     try: return WarmKernel(row['notebook'], str(Path(row['notebook']).parent), {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARS})
