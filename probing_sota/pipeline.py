@@ -433,7 +433,7 @@ def data_digest(params:dict)->str|None:
     if ps.get('dataset') not in LISTED_DATASETS or not ps.get('data_root'): return None
     return source_digest(ps['data_root'], 'hf' if ps['dataset'] == 'hf' else None)
 
-def kernel_manager_class(warm:WarmKernel|None=None): # the next stage's kernel, started ahead (see `WarmKernel`)
+def kernel_manager_class(warm=None): # the next stage's kernel process, started ahead (a `WarmKernel`, defined below)
     """The kernel manager papermill starts each stage's kernel with: local IPC sockets instead of TCP ports on POSIX.
     Over TCP, ipykernel warns on every start that the connection is unencrypted; a kernel on the same machine needs no
     network at all, and IPC sockets (files beside the kernel's connection file, removed at shutdown) are what it suggests.
