@@ -16,6 +16,7 @@ from .evaluate import predict, embedding_layer
 from .cam import compute_cams
 from .why import cleanlab_issues, nearest, training_split_embeddings, embeddings_layer
 from .robustness import corrupt_batch, otsu_threshold
+from .train import tiny_map_convs
 
 # %% auto #0
 __all__ = ['KINDS', 'PHOTOS', 'DIGIT_DATASETS', 'PLANTED_CORRUPTIONS', 'PLANTS', 'LAPLACE', 'BANK_CORRUPTIONS', 'BANK_SEVERITIES',
@@ -552,10 +553,11 @@ def fine_tune(model, info, images:np.ndarray, labels:np.ndarray, epochs:int=3, b
     dev = get_device(device); m = freeze(copy.deepcopy(model).to(dev).eval(), info, 'last_block')
     opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=lr); tf = info.transform().to(dev)
     g = torch.Generator().manual_seed(seed); y_all = torch.as_tensor(np.asarray(labels), dtype=torch.long)
-    for _ in range(epochs):
-        for b in torch.randperm(len(images), generator=g).split(batch_size):
-            x = tf(torch.from_numpy(np.ascontiguousarray(images[b.numpy()])).permute(0, 3, 1, 2).to(dev))
-            loss = F.cross_entropy(m(x), y_all[b].to(dev)); opt.zero_grad(); loss.backward(); opt.step()
+    with tiny_map_convs(m):
+        for _ in range(epochs):
+            for b in torch.randperm(len(images), generator=g).split(batch_size):
+                x = tf(torch.from_numpy(np.ascontiguousarray(images[b.numpy()])).permute(0, 3, 1, 2).to(dev))
+                loss = F.cross_entropy(m(x), y_all[b].to(dev)); opt.zero_grad(); loss.backward(); opt.step()
     for p in m.parameters(): p.requires_grad_(True)
     return m.eval()
 

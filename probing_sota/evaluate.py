@@ -6,6 +6,7 @@
 from __future__ import annotations
 import json
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -14,7 +15,7 @@ from .core import (inference_batch, Timings, save_timings, ProbingError, ConfigE
                                prepare_run_dir, load_checkpoint, init_distributed, gather_rows, shared_by_ranks)
 from .data import load_dataset, dataset_classes, record_skipped, stratified_subset, DeviceLoader, BatchTransform, ImageData
 from .models import (last_linear, model_from_checkpoint, ModelInfo, run_model, run_data, load_model_file, checkpoint_model, capturing,
-                     full_outputs, describe_space)
+                     folded_for_inference, full_outputs, describe_space)
 
 # %% auto #0
 __all__ = ['NO_TEST_IMAGES', 'NEVER_PREDICTED', 'EVAL_FILES', 'pooled_cpu', 'top1_cpu', 'predict', 'embedding_layer',
@@ -49,13 +50,15 @@ def predict(model:nn.Module, # any classifier: images in, logits out
     dev = get_device(device); bf16 = dev.type == 'cuda' if bf16 is None else bf16  # under torchrun: each rank its share, then gathered
     model = model.to(dev, memory_format=torch.channels_last).eval()  # 2-3x faster on CPU for depthwise convs, and what tensor cores want
     logits, flip_logits = [], []
-    with capturing(model, embed, keep=pooled_cpu) as embeddings, capturing(model, full, 'output', top1_cpu) as tops:
-        for x, _, _ in DeviceLoader(data, transform, inference_batch(dev, batch_size), device=dev, shard=True):
+    batches = iter(DeviceLoader(data, transform, inference_batch(dev, batch_size), device=dev, shard=True)); first = next(batches, None)
+    net = model if first is None else folded_for_inference(model, first[0].contiguous(memory_format=torch.channels_last), keep=(embed, full))
+    with capturing(net, embed, keep=pooled_cpu) as embeddings, capturing(net, full, 'output', top1_cpu) as tops:
+        for x, _, _ in chain([first] if first is not None else [], batches):
             x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-                logits.append(model(x).float())
+                logits.append(net(x).float())
                 if tta:
-                    with embeddings.paused(), tops.paused(): flip_logits.append(model(x.flip(-1)).float())
+                    with embeddings.paused(), tops.paused(): flip_logits.append(net(x.flip(-1)).float())
     n, cat = len(data), lambda ts, like: torch.cat(ts) if ts else like  # a rank may have no share of a tiny split
     logits = gather_rows(cat(logits, torch.zeros(0, data.num_classes, device=dev)), n)
     if logits.ndim != 2 or logits.shape[1] != data.num_classes:

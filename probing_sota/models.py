@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_models.ipynb #71219b34
 from __future__ import annotations
-import os, re, math, inspect, pickle, zipfile, warnings, importlib
+import os, re, math, copy, inspect, pickle, zipfile, warnings, importlib
 from functools import partial
 from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict
@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch, torch.nn as nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 from .core import (ConfigError, CheckpointError, DataNotFoundError, ProbingError, check_choice,
                                load_checkpoint, save_checkpoint, file_digest, CKPT_FORMAT)
 from .data import IMAGENET_MEAN, IMAGENET_STD, BatchTransform
@@ -27,7 +28,7 @@ __all__ = ['MODELS', 'LIVE_MODELS', 'STRATEGIES', 'ModelSpec', 'register_model',
            'arch_candidates', 'read_class_names', 'class_order', 'reorder_head', 'imagenet_subset', 'imagenet_outputs',
            'read_mapping', 'label_space', 'MappedHead', 'map_head', 'full_outputs', 'adapt_head', 'describe_space',
            'load_model_file', 'weights_crop_pct', 'describe_layer', 'Captured', 'StopForward', 'capturing',
-           'phase_strategy', 'freeze', 'train_mode', 'param_summary']
+           'conv_bn_pairs', 'folded_for_inference', 'phase_strategy', 'freeze', 'train_mode', 'param_summary']
 
 # %% ../nbs/02_models.ipynb #922d6322
 @dataclass
@@ -918,6 +919,47 @@ def capturing(model:nn.Module, # the model
          mod.register_forward_hook(lambda m, args, out: grab(out)))
     try: yield store
     finally: h.remove()
+
+# %% ../nbs/02_models.ipynb #8720822e
+def conv_bn_pairs(model:nn.Module, # the classifier
+                  keep=(), # module names to leave as they are
+                 )->list[tuple[str, str]]:
+    "(convolution, batch norm) names where the norm is registered right after the convolution in the same module and has running statistics."
+    pairs = []
+    for parent_name, parent in model.named_modules():
+        kids = list(parent.named_children())
+        for (a, conv), (b, bn) in zip(kids, kids[1:]):
+            names = [f"{parent_name}.{n}" if parent_name else n for n in (a, b)]
+            if (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.running_mean is not None
+                    and conv.out_channels == bn.num_features and not set(names) & set(keep)):
+                pairs.append(tuple(names))
+    return pairs
+
+def _folded_copy(model:nn.Module, pairs:list)->nn.Module:
+    "A copy of `model` (eval mode) with each pair's batch norm folded into its convolution; the norm's dropout and activation stay."
+    net = copy.deepcopy(model).eval()
+    for conv_name, bn_name in pairs:
+        conv, bn = net.get_submodule(conv_name), net.get_submodule(bn_name)
+        fmt = torch.channels_last if conv.weight.is_contiguous(memory_format=torch.channels_last) and conv.weight.ndim == 4 else torch.contiguous_format
+        fused = fuse_conv_bn_eval(conv, bn); fused.weight.data = fused.weight.data.contiguous(memory_format=fmt)
+        rest = [m for m in (getattr(bn, 'drop', None), getattr(bn, 'act', None)) if m is not None]  # timm's BatchNormAct2d
+        net.set_submodule(conv_name, fused); net.set_submodule(bn_name, nn.Sequential(*rest) if rest else nn.Identity())
+    return net
+
+@torch.no_grad()
+def folded_for_inference(model:nn.Module, # the classifier, in eval mode
+                         x:torch.Tensor, # a batch it will see: the copy is kept only if its logits on it equal the model's
+                         keep=(), # module names a hook watches: left as they are
+                         tol:float=1e-3)->nn.Module:
+    "A copy of `model` with its batch norms folded into the convolutions before them, or `model` itself if none can be (see above)."
+    pairs = conv_bn_pairs(model, [k for k in keep if k])
+    if not pairs or model.training: return model
+    net = _folded_copy(model, pairs); x = x[:8]
+    with torch.autocast(x.device.type, enabled=False):
+        a, b = model(x), net(x)
+    same = isinstance(a, torch.Tensor) and a.shape == b.shape and torch.allclose(a.float(), b.float(), rtol=tol, atol=tol*float(a.abs().max().clamp_min(1)))
+    return net if same else model
+
 
 # %% ../nbs/02_models.ipynb #68d8b9dc
 STRATEGIES = ['head', 'last_block', 'full', 'two_phase']

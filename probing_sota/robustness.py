@@ -12,7 +12,7 @@ import torch, torch.nn.functional as F
 from .core import (inference_batch, ProbingError, ConfigError, check_choice, get_device, save_csv, save_json, save_figure, save_npz, save_text,
                    run_params, Timings, save_timings)
 from .data import stratified_subset
-from .models import run_model, run_data
+from .models import run_model, run_data, folded_for_inference
 from .evaluate import expected_calibration_error
 from .cam import compute_cams, cam_stats
 
@@ -251,6 +251,7 @@ def robustness_sweep(model, info, # the run's model (eval mode) and its info
     peaks = torch.empty(n, 2)
     points = [('none', 0)] + [(k, s) for k in kinds for s in severities if s > 0]
     rows, per_class, per_example = [], [], {}
+    net = folded_for_inference(model, tf(imgs[:8].to(dev))) if n else model  # the predictions' copy; the CAMs' statistics use the model
     for kind, sev in progress_bar(points, desc='corruptions', disable=not progress):
         g = torch.Generator(dev).manual_seed(seed + 7919*sev + sum(map(ord, kind)))
         conf, pred = torch.empty(n, device=dev), torch.empty(n, dtype=torch.long, device=dev); cam = []
@@ -263,7 +264,7 @@ def robustness_sweep(model, info, # the run's model (eval mode) and its info
                 if peaks_now: peaks[s:s + len(pk)] = pk.cpu()
                 if s < ncam: cam.append({k: v[:ncam - s] for k, v in st.items()})
             with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-                p = model(x).float().softmax(-1)
+                p = net(x).float().softmax(-1)
             c, pr = p.max(-1); conf[s:s + len(x)], pred[s:s + len(x)] = c, pr
         ok = (pred == y).cpu().numpy(); cf = conf.cpu().numpy()
         cs = {k: torch.cat([d[k] for d in cam]).mean().item() for k in cam[0]} if cam else {}

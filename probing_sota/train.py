@@ -18,12 +18,13 @@ from .core import (inference_batch, ProbingError, ConfigError, CheckpointError, 
 from .data import (LISTED_DATASETS, load_dataset, stratified_subset, train_val_split, DeviceLoader, BatchTransform, Augment,
                                mix_batch, ImageData, memory_budget, record_skipped, epoch_order)
 from .models import (create_model, freeze, train_mode, phase_strategy, param_summary, ModelInfo, STRATEGIES,
-                                 capturing, StopForward)
+                                 capturing, StopForward, folded_for_inference)
 
 # %% auto #0
-__all__ = ['OPTIMIZERS', 'SCHEDULES', 'AUGMENTS', 'MINE_SETS', 'MINE_RULES', 'PRESETS', 'check_train_params', 'make_optimizer',
-           'make_schedule', 'TrainingDiverged', 'check_finite', 'soft_cross_entropy', 'run_epoch', 'TensorBatches',
-           'cache_inputs', 'extract_features', 'frozen_prefix', 'skipping', 'check_prefix_cache', 'resolve_augment',
+__all__ = ['OPTIMIZERS', 'SCHEDULES', 'AUGMENTS', 'TINY_MAP_PIXELS', 'MINE_SETS', 'MINE_RULES', 'PRESETS', 'check_train_params',
+           'make_optimizer', 'make_schedule', 'TrainingDiverged', 'check_finite', 'soft_cross_entropy', 'run_epoch',
+           'TensorBatches', 'cache_inputs', 'extract_features', 'frozen_prefix', 'skipping', 'check_prefix_cache',
+           'pointwise_as_linear', 'tap_index', 'depthwise_as_matmul', 'tiny_map_convs', 'resolve_augment',
            'load_splits', 'classes_without_images', 'plot_curves', 'check_mining', 'mined_examples', 'mining_weights',
            'mine_weights', 'train_stage', 'micro_batching', 'training_forward', 'training_embeddings', 'epoch_size',
            'augment_is_none', 'preset', 'compare_strategies', 'plot_strategy_comparison']
@@ -225,6 +226,63 @@ def check_prefix_cache(model:nn.Module, first:str, prefix:list[str], x:torch.Ten
                                     # torchvision's DenseNet pools a tensor that is no longer a map: ValueError)
     finally: model.train(was)
     return part.shape == full.shape and bool(torch.allclose(part, full, rtol=tol, atol=tol*float(full.abs().max().clamp_min(1))))
+
+# %% ../nbs/03_train.ipynb #47a0b9fe
+TINY_MAP_PIXELS = 9  # a depthwise convolution runs as a matrix product on maps of at most this many pixels smaller than its kernel
+
+def pointwise_as_linear(conv:nn.Conv2d, x:torch.Tensor)->torch.Tensor:
+    "A 1×1, stride-1, ungrouped convolution as one matrix product over the channels, with the convolution's own weights."
+    return F.linear(x.permute(0, 2, 3, 1), conv.weight.flatten(1), conv.bias).permute(0, 3, 1, 2)
+
+def tap_index(h:int, w:int, kernel:tuple, padding:tuple, dilation:tuple)->tuple[torch.Tensor, int, int]:
+    ("For a stride-1 convolution of an h×w map: which kernel tap joins each output pixel to each input pixel (index "
+     "kh·kw for none), as an (output pixels × input pixels) tensor, and the output's height and width.")
+    (kh, kw), (ph, pw), (dh, dw) = kernel, padding, dilation
+    oh, ow = h + 2*ph - dh*(kh - 1), w + 2*pw - dw*(kw - 1)
+    oi, oj, a, b = torch.meshgrid(torch.arange(oh), torch.arange(ow), torch.arange(kh), torch.arange(kw), indexing='ij')
+    i, j = oi - ph + a*dh, oj - pw + b*dw; ok = (i >= 0) & (i < h) & (j >= 0) & (j < w)
+    idx = torch.full((oh*ow, h*w), kh*kw, dtype=torch.long)
+    idx[(oi*ow + oj)[ok], (i*w + j)[ok]] = (a*kw + b)[ok]
+    return idx, oh, ow
+
+def depthwise_as_matmul(conv:nn.Conv2d, x:torch.Tensor)->torch.Tensor:
+    "A stride-1 depthwise convolution as one (output pixels × input pixels) matrix per channel: for maps of a few pixels."
+    n, c, h, w = x.shape
+    idx, oh, ow = tap_index(h, w, conv.kernel_size, conv.padding, conv.dilation)
+    taps = torch.cat([conv.weight.flatten(1), conv.weight.new_zeros(c, 1)], 1)  # C × (kh·kw + 1): the last tap is "none"
+    m = taps[:, idx.to(x.device)].permute(1, 2, 0)  # O × I × C
+    y = (x.permute(0, 2, 3, 1).reshape(n, 1, h*w, c)*m).sum(2)  # N × O × C
+    if conv.bias is not None: y = y + conv.bias
+    return y.reshape(n, oh, ow, c).permute(0, 3, 1, 2)
+
+def _tiny_forward(conv:nn.Conv2d):
+    "The forward `tiny_map_convs` gives `conv`, or None where PyTorch's own is kept."
+    own = conv.forward
+    if conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.groups == 1 and conv.padding in ((0, 0), 'valid'):
+        return lambda x: pointwise_as_linear(conv, x) if x.device.type == 'cpu' and x.shape[-2]*x.shape[-1] <= 4 else own(x)
+    if (conv.groups == conv.in_channels == conv.out_channels and conv.stride == (1, 1) and isinstance(conv.padding, tuple)
+            and conv.padding_mode == 'zeros'):
+        kh, kw = conv.kernel_size
+        def forward(x):
+            h, w = x.shape[-2:]
+            tiny = x.device.type == 'cpu' and h*w <= TINY_MAP_PIXELS and (h < kh or w < kw)
+            return depthwise_as_matmul(conv, x) if tiny else own(x)
+        return forward
+    return None
+
+@contextmanager
+def tiny_map_convs(model:nn.Module):
+    ("`model` with its trainable convolutions computed as matrix products while their maps are tiny and on the CPU "
+     "(PyTorch's own forward is back on exit); the weights, the state dict and the results are the same.")
+    swapped = []
+    try:
+        for m in model.modules():
+            if type(m) is nn.Conv2d and m.weight.requires_grad and (f := _tiny_forward(m)) is not None:
+                m.forward = f; swapped.append(m)
+        yield model
+    finally:
+        for m in swapped: del m.forward
+
 
 # %% ../nbs/03_train.ipynb #4c2aac23
 def resolve_augment(augment, dataset:str)->Augment:
@@ -432,11 +490,11 @@ def train_stage(run_dir, # the run directory (runs/<name>)
         s = phase_strategy(strategy, epoch, switch_epoch); freeze(model, info, s); train_mode(model)
         if fwd is None or (world_size() > 1 and s != wrapped): fwd, wrapped = training_forward(net, dev, compile), s  # DDP: its trainable set
         lr_now = opt.param_groups[0]['lr']; train_tf.input_size = epoch_size(epoch, input_size, low_res_size, low_res_epochs)
-        with clock('training epochs'), skipping(model, prefix):
+        with clock('training epochs'), skipping(model, prefix), tiny_map_convs(model):
             tr = run_epoch(fwd, train_dl, opt, sched, len(train), train.num_classes, aug, label_smoothing, grad_clip, bf16, step,
                            progress, f'epoch {epoch + 1}/{epochs} [{s}, {train_tf.input_size} px]', mining and mining['weights'], accumulate)
         step = tr['steps']; model.eval()
-        with clock('validation'), skipping(model, prefix): va = run_epoch(fwd if world_size() == 1 else net, val_dl, bf16=bf16)
+        with clock('validation'), skipping(model, prefix), tiny_map_convs(model): va = run_epoch(fwd if world_size() == 1 else net, val_dl, bf16=bf16)
         row = {'epoch': epoch + 1, 'strategy': s, 'input_size': train_tf.input_size, 'train_loss': tr['loss'], 'train_acc': tr['acc'], 'val_loss': va['loss'],
                'val_acc': va['acc'], 'lr': lr_now, 'seconds': round(tr['seconds'] + va['seconds'] + (feature_seconds if epoch == 0 else 0), 2),
                'images_per_s': round(tr['images_per_s'], 1), 'trainable_params': n_trainable[s]}
@@ -526,10 +584,11 @@ def _prefix_cache(model, info, train, val, eval_tf, batch_size, dev, mem, seed, 
         print(f"note: the frozen layers' outputs would take {need/2**30:.1f} GiB, more than the memory budget "
               f"({sum(mem)/2**30:.1f} GiB; $PROBING_SOTA_MAX_MEMORY): they run every epoch instead"); return [], None
     fmt = torch.channels_last if channels_last else torch.contiguous_format
+    was = model.training; net = folded_for_inference(model.eval(), probe, keep=[first]); model.train(was)  # batch norm folded: 1.6x on a CPU
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-        fx, fy = _gathered(cache_inputs(model, first, DeviceLoader(train, eval_tf, inference_batch(dev), device=dev, max_memory=mem[0], shard=True),
+        fx, fy = _gathered(cache_inputs(net, first, DeviceLoader(train, eval_tf, inference_batch(dev), device=dev, max_memory=mem[0], shard=True),
                                         progress=progress), len(train))  # each rank its share, then all of it on every rank
-        vx, vy = _gathered(cache_inputs(model, first, DeviceLoader(val, eval_tf, inference_batch(dev), device=dev, max_memory=mem[1], shard=True)), len(val))
+        vx, vy = _gathered(cache_inputs(net, first, DeviceLoader(val, eval_tf, inference_batch(dev), device=dev, max_memory=mem[1], shard=True)), len(val))
     return prefix, (TensorBatches(fx, fy, batch_size, shuffle=True, seed=seed, memory_format=fmt, shard=True, accumulate=accumulate),
                     TensorBatches(vx, vy, 256, memory_format=fmt, shard=True))
 
