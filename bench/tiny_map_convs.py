@@ -4,7 +4,8 @@ inputs are what its frozen layers make of real Fashion-MNIST training images (`c
 
     python bench/tiny_map_convs.py [--n 3840] [--batch 128] [--repeats 3] [--size 56] [--model efficientnet_lite0]
 
-Prints images/s of each and the ratio (tiny_map_convs against PyTorch's), and the largest difference of the logits."""
+Prints images/s of each and the ratio (tiny_map_convs against PyTorch's), and the largest difference of the logits and the
+gradients of one step from the same weights (03_train tests them too)."""
 import argparse, time, copy
 from contextlib import nullcontext
 import torch
@@ -25,19 +26,23 @@ def main():
     first, prefix = frozen_prefix(model, list(info.last_block) + [info.head], probe)
     x, y = cache_inputs(model, first, DeviceLoader(data, tf, 64))
     print(f"{a.model} at {a.size} px: {first} onwards trains on cached {tuple(x.shape[1:])} inputs, {len(y)} images, batches of {a.batch}")
-    rates, logits = {}, {}
+    rates, logits, grads = {}, {}, {}
     for _ in range(a.repeats):  # interleaved, so that a slower minute of the machine hits both
         for name, convs in [('PyTorch convolutions', nullcontext), ('tiny_map_convs', tiny_map_convs)]:
             m = copy.deepcopy(model); freeze(m, info, 'last_block'); train_mode(m)
             opt = make_optimizer([p for p in m.parameters() if p.requires_grad], 'adamw', 1e-3)
             with skipping(m, prefix), convs(m):
+                out = m(x[:a.batch].float().contiguous(memory_format=torch.channels_last))  # one step's logits and gradients
+                torch.nn.functional.cross_entropy(out, y[:a.batch]).backward()
+                logits[name], grads[name] = out.detach(), [p.grad.clone() for p in m.parameters() if p.requires_grad]
+                m.zero_grad(set_to_none=True)
                 t = time.perf_counter()
                 run_epoch(m, TensorBatches(x, y, a.batch, shuffle=True, memory_format=torch.channels_last), opt, n=len(y), num_classes=10)
                 rates[name] = max(rates.get(name, 0.0), len(y)/(time.perf_counter() - t))
-                m.eval()
-                with torch.no_grad(): logits[name] = m(x[:256].float().contiguous(memory_format=torch.channels_last))
     for name, r in rates.items(): print(f"{name:22s} {r:7.0f} images/s")
-    print(f"tiny_map_convs / PyTorch: {rates['tiny_map_convs']/rates['PyTorch convolutions']:.2f}x; "
-          f"largest logit difference after one epoch from the same start: {(logits['tiny_map_convs'] - logits['PyTorch convolutions']).abs().max():.1e}")
+    a_, b_ = 'tiny_map_convs', 'PyTorch convolutions'
+    g = max(float((u - v).abs().max()/v.abs().max().clamp_min(1e-12)) for u, v in zip(grads[a_], grads[b_]) if v.abs().max() > 1e-6)
+    print(f"tiny_map_convs / PyTorch: {rates[a_]/rates[b_]:.2f}x; one step from the same weights: largest logit difference "
+          f"{(logits[a_] - logits[b_]).abs().max():.1e}, largest gradient difference {g:.1e} of the gradient's largest")
 
 if __name__ == '__main__': main()
