@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_pipeline.ipynb #3465c6a2
 from __future__ import annotations
-import argparse, os, sys, time, re, json, inspect, logging, contextlib, tempfile, warnings, shutil, signal, subprocess
+import argparse, os, sys, time, re, json, inspect, logging, contextlib, tempfile, warnings, shutil, subprocess
 from pathlib import Path
 import pandas as pd
 from .core import (ProbingError, ConfigError, scratch_dir, get_device, device_description, library_versions, save_json, save_csv,
@@ -17,14 +17,13 @@ from .models import MODELS, weights_package_file, torch_cache_file
 
 # %% auto #0
 __all__ = ['STAGES', 'PIPELINE_SET', 'PATH_KEYS', 'PROBE_KEYS', 'BASELINES_QUICK', 'BASELINES_FULL', 'PRESETS', 'STATE',
-           'SKIP_TAG', 'ALL_RANKS', 'BESIDE', 'BESIDE_ENV', 'BESIDE_MAIN', 'KERNEL_PORT', 'DIST_STAGES',
-           'TORCHRUN_VARS', 'SAVE_EVERY', 'RANK_FAILED', 'TORCHRUN_LOG', 'PEER_ERRORS', 'WARM_FREE_ENV', 'WARM_ENV',
-           'WARM_MAIN', 'REMEDIES', 'REMEDY_STAGES', 'PROBE_STAGES', 'TRACK_HELP', 'dataset_location',
-           'weights_location', 'environment_report', 'find_nbs', 'stage_notebooks', 'parse_parameters_cell',
-           'stage_parameters', 'parameter_table', 'coerce', 'check_image_folder', 'check_model_file', 'resolve_params',
-           'parse_overrides', 'load_config_file', 'preset_params', 'StageFailed', 'check_not_file',
-           'prepare_pipeline_dir', 'stage_cells', 'stage_input', 'data_digest', 'kernel_manager_class', 'run_pipeline',
-           'stage_table', 'beside_plan', 'stages_after', 'one_thread', 'BesideStage', 'kernel_env', 'pipeline_ranks',
+           'SKIP_TAG', 'ALL_RANKS', 'KERNEL_PORT', 'DIST_STAGES', 'TORCHRUN_VARS', 'SAVE_EVERY', 'RANK_FAILED',
+           'TORCHRUN_LOG', 'PEER_ERRORS', 'WARM_FREE_ENV', 'WARM_ENV', 'WARM_MAIN', 'REMEDIES', 'REMEDY_STAGES',
+           'PROBE_STAGES', 'TRACK_HELP', 'dataset_location', 'weights_location', 'environment_report', 'find_nbs',
+           'stage_notebooks', 'parse_parameters_cell', 'stage_parameters', 'parameter_table', 'coerce',
+           'check_image_folder', 'check_model_file', 'resolve_params', 'parse_overrides', 'load_config_file',
+           'preset_params', 'StageFailed', 'check_not_file', 'prepare_pipeline_dir', 'stage_cells', 'stage_input',
+           'data_digest', 'kernel_manager_class', 'run_pipeline', 'stage_table', 'kernel_env', 'pipeline_ranks',
            'papermill_engine', 'follow_main', 'root_cause', 'launch_ranks', 'stage_imports', 'can_renice', 'WarmKernel',
            'warm_launch', 'stage_breakdown', 'largest_parts', 'TerminalProgress', 'expand_grid', 'point_label',
            'parse_grid', 'run_summary', 'headline', 'plot_sweep', 'sweep', 'remedy_overrides', 'remedies',
@@ -501,159 +500,60 @@ def _run_stages(run_dir:Path, params:dict, table:pd.DataFrame, force:bool, kerne
     with tracked_run(plan, run_dir, params, log) as tracking: return _stages(run_dir, params, table, kernel, log, state, tracking)
 
 def _stages(run_dir:Path, params:dict, table:pd.DataFrame, kernel:str, log, state:dict, tracking)->pd.DataFrame:
-    "Each stage in turn: skipped when done, else run by papermill (and told to the trackers); those of `BESIDE` beside the next ones."
+    "Each stage in turn: skipped when done, else run by papermill (and told to the trackers)."
     log(f"run {run_dir} · {device_description(get_device(params.get('train', {}).get('device', 'auto')))} · "
         f"stages: {', '.join(table.name)}")
-    rows, t_start, rerun = {}, time.time(), False
+    rows, t_start, rerun = [], time.time(), False
     digest = data_digest(params)
     if digest and state.get('data_digest', digest) != digest and any(r.get('status') == 'done' for r in state['stages'].values()):
         log(f"the image folder changed since this run's stages finished (a file was added, removed or modified): running them again")
         rerun = True
     state['data_digest'] = digest; save_json(state, run_dir/STATE)
-    n, names, plan = len(table), list(table.name), beside_plan(table)
-    tag = lambda row: f"[{names.index(row.name) + 1}/{n} stage {row.stage} {row.name}]"
-    out_of = lambda row: run_dir/'notebooks'/Path(row.notebook).name
-    def finished(row, rec, wall):
-        rec.update(status='done', seconds=round(wall, 1), finished=time.strftime('%Y-%m-%dT%H:%M:%S'),
-                   breakdown=stage_breakdown(out_of(row), wall, _stage_phases(run_dir, row.name)))
-        save_json(state, run_dir/STATE)
-        log(f"{tag(row)} done in {_fmt_secs(rec['seconds'])} · elapsed {_fmt_secs(time.time() - t_start)}")
-        if tracking: tracking.stage_finished(row.name, rec['seconds'])
-        rows[row.name] = {'stage': row.stage, 'name': row.name, 'status': 'ran', 'seconds': rec['seconds'],
-                          'where the time went': largest_parts(rec['breakdown']), 'notebook': str(out_of(row))}
-    def skip_if_done(row)->bool:
-        rec = state['stages'].get(row.name, {})
-        if rec.get('status') != 'done' or rerun: return False
-        log(f"{tag(row)} done before, skipped ({_fmt_secs(rec.get('seconds', 0))} then; --force runs it again)")
-        rows[row.name] = {'stage': row.stage, 'name': row.name, 'status': 'skipped', 'seconds': 0.0, 'where the time went': '',
-                          'notebook': str(out_of(row))}
-        return True
-    def starting(row)->dict:
-        state['stages'][row.name] = rec = {'status': 'running', 'started': time.strftime('%Y-%m-%dT%H:%M:%S'), 'notebook': str(out_of(row))}
-        for name in stages_after(row.name):  # everything that reads this stage's outputs must run again, whether or not it runs now
-            if name in state['stages'] and not (name in plan and state['stages'][name].get('status') == 'running'): state['stages'][name]['status'] = 'pending'
-        save_json(state, run_dir/STATE)
-        if tracking: tracking.stage_started(row.name)
-        return rec
-    def failed(row, rec, t0, msg, fail, status='failed'):
-        rec.update(status=status, seconds=round(time.time() - t0, 1), **fail); save_json(state, run_dir/STATE)
-        return StageFailed(msg)
-    def collect(wait_for=()):  # the stages running beside: those that ended, and those named in `wait_for` once they end
-        for name, b in list(beside.items()):
-            if not (name in wait_for or not b.running()): continue
-            fail = b.result(); del beside[name]; rec = state['stages'][name]
-            if fail: raise failed(b.row, rec, b.t0, *fail)
-            finished(b.row, rec, time.time() - b.t0)
-    beside, warm, own_threads = {}, None, os.environ.get('OMP_NUM_THREADS')  # `BesideStage`s; the next stage's kernel, started ahead
+    warm = None  # the next stage's kernel, started while this one runs (`WarmKernel`)
     try:
         for i, row in enumerate(table.itertuples(), 1):
-            collect([b for b in beside if names.index(b) < i - 1])  # a stage after a stage running beside waits for it
-            if row.name in plan: continue  # started beside the others when the stage it reads was done
-            if skip_if_done(row): rerun_beside = False
-            else:
-                rerun = True; rec = starting(row); out = out_of(row)
-                log(f"{tag(row)} running → {out}"); t0 = time.time()
-                extra = {'exist': 'resume'} if row.name == 'train' else {}
-                parameters = {**params.get(row.name, {}), **extra, 'run_dir': str(run_dir)}
-                shared = row.name in DIST_STAGES and world_size() > 1  # the other ranks run it with us; rank 0 alone runs the rest
-                one_thread(bool(beside), own_threads)  # beside another stage: one CPU thread each
-                mine, warm = warm, _warm_next(table, i, kernel, skip=set(plan))  # this stage's kernel, if started ahead; the next one's, now
-                try:
-                    if shared: from_main((row.name, str(row.notebook), parameters))
-                    with stage_input(row.notebook) as src, TerminalProgress(run_dir/'.progress.json'), kernel_env(shared, KERNEL_PORT):
-                        _execute(src, out, parameters, kernel, str(Path(row.notebook).parent), mine)
-                except (Exception, KeyboardInterrupt) as e:
-                    msg, fail = _failure(e, row, out) if isinstance(e, Exception) else (f"Stage {row.stage} ({row.name}) interrupted.", {})
-                    err = failed(row, rec, t0, msg, fail, 'failed' if isinstance(e, Exception) else 'interrupted')
-                    if isinstance(e, KeyboardInterrupt): raise
-                    raise err from None
-                finally:
-                    if mine: mine.discard()  # unless it became the kernel
-                finished(row, rec, time.time() - t0); rerun_beside = True
-            collect()
-            for later in (s for s, after in plan.items() if after == row.name):  # the stages that start beside the next ones now
-                brow = next(table.loc[table.name == later].itertuples())
-                if not rerun_beside and skip_if_done(brow): continue
-                rec = starting(brow); log(f"{tag(brow)} running beside the next stages → {out_of(brow)}")
-                beside[later] = BesideStage(brow, out_of(brow), {**params.get(later, {}), 'run_dir': str(run_dir)}, kernel)
-        collect(list(beside))
-    except BaseException:
-        for name, b in beside.items():  # a stage failed or the run was interrupted: the one beside stops, and runs again next time
-            b.stop(); state['stages'][name].update(status='interrupted', seconds=round(time.time() - b.t0, 1))
-        if beside: save_json(state, run_dir/STATE)
-        raise
+            rec = state['stages'].get(row.name, {})
+            out = run_dir/'notebooks'/Path(row.notebook).name
+            tag = f"[{i}/{len(table)} stage {row.stage} {row.name}]"
+            if rec.get('status') == 'done' and not rerun:
+                log(f"{tag} done before, skipped ({_fmt_secs(rec.get('seconds', 0))} then; --force runs it again)")
+                rows.append({'stage': row.stage, 'name': row.name, 'status': 'skipped', 'seconds': 0.0, 'where the time went': '',
+                             'notebook': str(out)}); continue
+            rerun = True
+            state['stages'][row.name] = rec = {'status': 'running', 'started': time.strftime('%Y-%m-%dT%H:%M:%S'), 'notebook': str(out)}
+            later = list(STAGES.values())[list(STAGES.values()).index(row.name) + 1:]
+            for name in later:  # everything after this stage must run again, whether or not it runs now
+                if name in state['stages']: state['stages'][name]['status'] = 'pending'
+            save_json(state, run_dir/STATE)
+            log(f"{tag} running → {out}"); t0 = time.time()
+            if tracking: tracking.stage_started(row.name)
+            extra = {'exist': 'resume'} if row.name == 'train' else {}
+            parameters = {**params.get(row.name, {}), **extra, 'run_dir': str(run_dir)}
+            shared = row.name in DIST_STAGES and world_size() > 1  # the other ranks run it with us; rank 0 alone runs the rest
+            mine, warm = warm, _warm_next(table, i, kernel)  # this stage's kernel, if it was started ahead; the next one's, now
+            try:
+                if shared: from_main((row.name, str(row.notebook), parameters))
+                with stage_input(row.notebook) as src, TerminalProgress(run_dir/'.progress.json'), kernel_env(shared, KERNEL_PORT):
+                    _execute(src, out, parameters, kernel, str(Path(row.notebook).parent), mine)
+            except (Exception, KeyboardInterrupt) as e:
+                msg, fail = _failure(e, row, out) if isinstance(e, Exception) else (f"Stage {row.stage} ({row.name}) interrupted.", {})
+                rec.update(status='failed' if isinstance(e, Exception) else 'interrupted', seconds=round(time.time() - t0, 1), **fail)
+                save_json(state, run_dir/STATE)
+                if isinstance(e, KeyboardInterrupt): raise
+                raise StageFailed(msg) from None
+            finally:
+                if mine: mine.discard()  # unless it became the kernel
+            wall = time.time() - t0
+            rec.update(status='done', seconds=round(wall, 1), finished=time.strftime('%Y-%m-%dT%H:%M:%S'),
+                       breakdown=stage_breakdown(out, wall, _stage_phases(run_dir, row.name)))
+            save_json(state, run_dir/STATE)
+            log(f"{tag} done in {_fmt_secs(rec['seconds'])} · elapsed {_fmt_secs(time.time() - t_start)}")
+            if tracking: tracking.stage_finished(row.name, rec['seconds'])
+            rows.append({'stage': row.stage, 'name': row.name, 'status': 'ran', 'seconds': rec['seconds'],
+                         'where the time went': largest_parts(rec['breakdown']), 'notebook': str(out)})
     finally:
         if warm: warm.discard()
-        one_thread(False, own_threads)
-    return pd.DataFrame([rows[name] for name in names if name in rows])
-
-BESIDE = {'baselines': 'evaluate'}  # a stage that runs beside the next ones once the stage it reads is done; the stages after it wait
-BESIDE_ENV = 'PROBING_SOTA_BESIDE'  # '0': the stages run one after another
-
-def beside_plan(table:pd.DataFrame)->dict:
-    ("{stage: the stage it waits for} of the stages of `table` that run beside the next ones: those of `BESIDE` with their "
-     "stage in the table and at least one stage between them; none under torchrun or with $PROBING_SOTA_BESIDE=0.")
-    if os.environ.get(BESIDE_ENV) == '0' or world_size() > 1 or os.name != 'posix': return {}
-    names = list(table.name)
-    return {s: after for s, after in BESIDE.items() if s in names and after in names and names.index(after) < names.index(s) - 1}
-
-def stages_after(name:str)->list[str]:
-    "The stages that read what stage `name` writes, and so must run again when it does: the later ones, but a stage of `BESIDE` only after its own."
-    order = list(STAGES.values()); later = order[order.index(name) + 1:]
-    return [s for s in later if s not in BESIDE or order.index(name) <= order.index(BESIDE[s])]
-
-def one_thread(beside:bool, own:str|None):
-    "Set the CPU threads a stage's kernel gets from `os.environ`: one while a stage runs beside it, else as the pipeline found it (`own`)."
-    if beside: os.environ['OMP_NUM_THREADS'] = '1'
-    elif own is None: os.environ.pop('OMP_NUM_THREADS', None)
-    else: os.environ['OMP_NUM_THREADS'] = own
-
-BESIDE_MAIN = r"""
-import sys, json
-from pathlib import Path
-from probing_sota.pipeline import stage_input, _execute, _failure
-a = json.loads(sys.argv[1]); row = type('Row', (), a['row'])
-try:
-    with stage_input(a['notebook']) as src: _execute(src, Path(a['out']), a['parameters'], a['kernel'], a['cwd'])
-    fail = None
-except Exception as e: fail = _failure(e, row, Path(a['out']))
-Path(a['result']).write_text(json.dumps(fail))
-"""
-
-class BesideStage:
-    """A stage that papermill runs in a process of its own while the pipeline goes on with the next stages; both get one CPU
-    thread (on 2 cores two processes of one thread do 1.35x the work of one of two: small convolutions and Python keep two threads
-    from being busy together). Its executed notebook is its record, as any stage's."""
-    def __init__(self, row, out:Path, parameters:dict, kernel:str):
-        self.row, self.out, self.t0 = row, out, time.time()
-        env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARS and k != PROGRESS_ENV}
-        self.said = scratch_dir('beside')/f'{row.name}.json'  # where it writes how it ended
-        args = {'row': {'stage': row.stage, 'name': row.name}, 'notebook': str(row.notebook), 'out': str(out), 'result': str(self.said),
-                'parameters': parameters, 'kernel': kernel, 'cwd': str(Path(row.notebook).parent)}
-        self.process = subprocess.Popen([sys.executable, '-c', BESIDE_MAIN, json.dumps(args)], env={**env, 'OMP_NUM_THREADS': '1'},
-                                        start_new_session=True)
-
-    def running(self)->bool: return self.process.poll() is None
-
-    def result(self)->tuple|None:
-        "Wait for it to end: None when it finished, else the message and the record of its failure."
-        self.process.wait()
-        try: return json.loads(self.said.read_text())
-        except (OSError, json.JSONDecodeError): return self._died()
-        finally: self.said.unlink(missing_ok=True)
-
-    def _died(self)->tuple[str, dict]:
-        err = f"its process ended with exit status {self.process.returncode} before it could say why"
-        return (f"Stage {self.row.stage} ({self.row.name}) failed: {err}. Open the executed notebook {self.out}; run the same command "
-                "again to resume.", {'cell': None, 'source': '', 'error': err})
-
-    def stop(self):
-        "End it now (its kernel too), if it still runs."
-        if self.running():
-            try: os.killpg(self.process.pid, signal.SIGTERM)
-            except OSError: pass
-            try: self.process.wait(10)
-            except subprocess.TimeoutExpired: os.killpg(self.process.pid, signal.SIGKILL); self.process.wait()
+    return pd.DataFrame(rows)
 
 # %% ../nbs/15_pipeline.ipynb #b9bd8324
 KERNEL_PORT = None  # under torchrun: where the stage kernels meet (set by `pipeline_ranks`)
@@ -775,7 +675,7 @@ def launch_ranks(argv:list[str], # the command's arguments, without the torchrun
                       "command again: finished stages are kept, and training resumes after its last finished epoch.")
 
 # %% ../nbs/15_pipeline.ipynb #68bace13
-WARM_FREE_ENV = ('JPY_PARENT_PID', PROGRESS_ENV, 'PYTHONEXECUTABLE', 'OMP_NUM_THREADS')  # may differ between a warm process and its kernel
+WARM_FREE_ENV = ('JPY_PARENT_PID', PROGRESS_ENV, 'PYTHONEXECUTABLE')  # may differ between a warm process and its kernel
 WARM_ENV = 'PROBING_SOTA_WARM'  # '0': every stage's kernel starts cold
 
 def stage_imports(notebook:str|Path)->list[str]:
@@ -813,7 +713,6 @@ order = sys.stdin.readline()
 if not order: sys.exit()  # not needed after all
 order = json.loads(order)
 os.environ.clear(); os.environ.update(order['env']); os.chdir(order['cwd'])
-if 'torch' in sys.modules: sys.modules['torch'].set_num_threads(order['threads'])  # one while a stage runs beside it (`BesideStage`)
 for tid in os.listdir('/proc/self/task') if os.path.isdir('/proc/self/task') else [0]:  # every thread (a pool the imports
     try: os.setpriority(os.PRIO_PROCESS, int(tid), order['nice'])                     # started) back at the stage's priority
     except OSError: pass
@@ -855,8 +754,7 @@ class WarmKernel:
 
     def hand_over(self, cmd:list, env:dict)->subprocess.Popen:
         "Make it the kernel `cmd` starts; the process, for the kernel's provisioner."
-        threads = env.get('OMP_NUM_THREADS', ''); threads = int(threads) if threads.isdigit() else _default_threads()
-        order = {'args': cmd[3:], 'env': env, 'cwd': self.cwd, 'nice': os.getpriority(os.PRIO_PROCESS, 0), 'threads': threads}
+        order = {'args': cmd[3:], 'env': env, 'cwd': self.cwd, 'nice': os.getpriority(os.PRIO_PROCESS, 0)}
         self.process.stdin.write(json.dumps(order).encode() + b'\n'); self.process.stdin.flush()
         self.handed = True; os.close(self.ready); return self.process
 
@@ -877,19 +775,10 @@ def warm_launch(warm:WarmKernel|None, provisioner, cmd:list, kw:dict, wait:float
     except OSError: pass  # it died meanwhile (a broken pipe): a kernel starts as usual
     warm.discard(); return False
 
-def _default_threads()->int:
-    "The CPU threads torch gives a process without $OMP_NUM_THREADS (this one's, if it was started without it)."
-    import torch
-    return torch.get_num_threads() if _OWN_THREADS is None else (os.cpu_count() or 1)
-
-_OWN_THREADS = os.environ.get('OMP_NUM_THREADS')  # as this process was started
-
-def _warm_next(table:pd.DataFrame, i:int, kernel:str, skip=())->WarmKernel|None:
-    ("The kernel of the next stage after the `i`-th (1-based) of `table` not in `skip` (those run beside), started now; none for "
-     "another kernel or a stage the ranks share.")
-    nxt = [j for j in range(i, len(table)) if table.iloc[j]['name'] not in skip]
-    if not nxt or kernel != 'python3' or os.environ.get(WARM_ENV) == '0' or os.name != 'posix': return None  # pipes, select
-    row = table.iloc[nxt[0]]
+def _warm_next(table:pd.DataFrame, i:int, kernel:str)->WarmKernel|None:
+    "The kernel of the stage after the `i`-th (1-based) of `table`, started now; none for another kernel or a stage the ranks share."
+    if i >= len(table) or kernel != 'python3' or os.environ.get(WARM_ENV) == '0' or os.name != 'posix': return None  # pipes, select
+    row = table.iloc[i]
     if row['name'] in DIST_STAGES and world_size() > 1: return None
     try: return WarmKernel(row['notebook'], str(Path(row['notebook']).parent), {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARS})
     except OSError: return None  # no process to spare: the stage's kernel starts as usual

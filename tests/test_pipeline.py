@@ -32,11 +32,6 @@ def test_run_override_skip_and_rerun_of_changed_stages(tiny_pipeline, tmp_path):
     assert not r.stderr.strip(), r.stderr
     assert 'where the time went' in r.stdout and 'test accuracy ' in r.stdout and 'kernel start' in r.stdout, r.stdout
     assert {'kernel start', 'imports and setup', 'training epochs'} <= set(st['train']['breakdown']), st['train']
-    # the baselines ran beside the stages after the evaluation (they read its predictions), and the report waited for them
-    assert 'stage 11 baselines] running beside the next stages' in r.stdout, r.stdout
-    assert r.stdout.index('baselines] running beside') < r.stdout.index('hard_examples] running'), r.stdout
-    assert st['baselines']['started'] <= st['hard_examples']['started'] and st['baselines']['finished'] <= st['report']['started']
-    assert (shared/'baselines/comparison.csv').exists() and 'knn' in (shared/'report.md').read_text()
     # the same command again (on a copy, file times kept): everything skipped, nothing rewritten
     run = copy_run(shared, tmp_path/'tiny')
     mtime = (run/'model/best.pt').stat().st_mtime
@@ -75,19 +70,6 @@ def test_failing_stage_is_named_and_the_run_resumes(tmp_path):
     assert r.stdout.count('done before, skipped') == 1 and 'stage 04 evaluate] done in' in r.stdout
     assert state(run)['stages']['hard_examples']['status'] == 'done' and (run/'hard/hard_examples.csv').exists()
     assert (run/'model/best.pt').stat().st_mtime == mtime  # the model was not trained again
-
-def test_a_stage_beside_the_others_fails_and_the_run_resumes(tiny_pipeline, tmp_path):
-    "The baselines, which run beside the later stages, fail: the run stops with their error and resumes at them when run again."
-    run = copy_run(tiny_pipeline[0], tmp_path/'tiny')
-    r = cli('run', '--runs', tmp_path, '--name', 'tiny', *TINY_RUN, '-p', 'baselines.knn_k=100000')
-    assert r.returncode == 2, r.stdout + r.stderr
-    assert 'Stage 11 (baselines) failed in cell' in r.stderr and 'larger than the training set' in r.stderr and 'resumes at stage 11' in r.stderr, r.stderr
-    st = state(run)['stages']
-    assert st['baselines']['status'] == 'failed' and st['gallery']['status'] == 'done' and st['report']['status'] != 'done'
-    r = cli('run', '--runs', tmp_path, '--name', 'tiny', *TINY_RUN)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert 'gallery] done before, skipped' in r.stdout and 'baselines] done in' in r.stdout and 'report] done in' in r.stdout, r.stdout
-    assert all(s['status'] == 'done' for s in state(run)['stages'].values())
 
 def test_sweep_writes_the_comparison(tmp_path):
     "A sweep of two points: two runs and their comparison; tracked, the sweep is a group (MLflow's parent run, W&B's group)."
