@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_pipeline.ipynb #3465c6a2
 from __future__ import annotations
-import argparse, os, sys, time, re, json, inspect, logging, contextlib, tempfile, warnings, shutil, subprocess
+import argparse, os, sys, time, re, json, inspect, logging, contextlib, tempfile, warnings, shutil, subprocess, signal
 from pathlib import Path
 import pandas as pd
 from .core import (ProbingError, ConfigError, scratch_dir, get_device, device_description, library_versions, save_json, save_csv,
@@ -18,16 +18,17 @@ from .models import MODELS, weights_package_file, torch_cache_file
 # %% auto #0
 __all__ = ['STAGES', 'PIPELINE_SET', 'PATH_KEYS', 'PROBE_KEYS', 'BASELINES_QUICK', 'BASELINES_FULL', 'PRESETS', 'STATE',
            'SKIP_TAG', 'ALL_RANKS', 'KERNEL_PORT', 'DIST_STAGES', 'TORCHRUN_VARS', 'SAVE_EVERY', 'RANK_FAILED',
-           'TORCHRUN_LOG', 'PEER_ERRORS', 'WARM_FREE_ENV', 'WARM_ENV', 'WARM_MAIN', 'REMEDIES', 'REMEDY_STAGES',
+           'TORCHRUN_LOG', 'PEER_ERRORS', 'WARM_FREE_ENV', 'WARM_ENV', 'ZYGOTE_MAIN', 'REMEDIES', 'REMEDY_STAGES',
            'PROBE_STAGES', 'TRACK_HELP', 'dataset_location', 'weights_location', 'environment_report', 'find_nbs',
            'stage_notebooks', 'parse_parameters_cell', 'stage_parameters', 'parameter_table', 'coerce',
            'check_image_folder', 'check_model_file', 'resolve_params', 'parse_overrides', 'load_config_file',
            'preset_params', 'StageFailed', 'check_not_file', 'prepare_pipeline_dir', 'stage_cells', 'stage_input',
            'data_digest', 'kernel_manager_class', 'run_pipeline', 'stage_table', 'kernel_env', 'pipeline_ranks',
-           'papermill_engine', 'follow_main', 'root_cause', 'launch_ranks', 'stage_imports', 'can_renice', 'WarmKernel',
-           'warm_launch', 'stage_breakdown', 'largest_parts', 'TerminalProgress', 'expand_grid', 'point_label',
-           'parse_grid', 'run_summary', 'headline', 'plot_sweep', 'sweep', 'remedy_overrides', 'remedies',
-           'probe_pairs', 'probe_sources', 'probe_stages', 'stage_list', 'cli_track', 'main', 'Probe', 'probe']
+           'papermill_engine', 'follow_main', 'root_cause', 'launch_ranks', 'stage_imports', 'ForkedKernel',
+           'KernelZygote', 'fork_launch', 'can_fork_kernels', 'stage_breakdown', 'largest_parts', 'TerminalProgress',
+           'expand_grid', 'point_label', 'parse_grid', 'run_summary', 'headline', 'plot_sweep', 'sweep',
+           'remedy_overrides', 'remedies', 'probe_pairs', 'probe_sources', 'probe_stages', 'stage_list', 'cli_track',
+           'main', 'Probe', 'probe']
 
 # %% ../nbs/15_pipeline.ipynb #5c4bbc6a
 def dataset_location(name:str, data_root=None)->str:
@@ -433,7 +434,7 @@ def data_digest(params:dict)->str|None:
     if ps.get('dataset') not in LISTED_DATASETS or not ps.get('data_root'): return None
     return source_digest(ps['data_root'], 'hf' if ps['dataset'] == 'hf' else None)
 
-def kernel_manager_class(warm=None): # the next stage's kernel process, started ahead (a `WarmKernel`, defined below)
+def kernel_manager_class(zygote=None): # the process whose forks become the stages' kernels (a `KernelZygote`, defined below)
     """The kernel manager papermill starts each stage's kernel with: local IPC sockets instead of TCP ports on POSIX.
     Over TCP, ipykernel warns on every start that the connection is unencrypted; a kernel on the same machine needs no
     network at all, and IPC sockets (files beside the kernel's connection file, removed at shutdown) are what it suggests.
@@ -441,7 +442,7 @@ def kernel_manager_class(warm=None): # the next stage's kernel process, started 
     "KeyboardInterrupt caught in kernel" on the terminal when it lands at the wrong moment.
     The kernel 'python3' is this Python (ipykernel's own spec, `sys.executable`), whatever kernel.json of another environment
     Jupyter finds under that name (`jupyter kernelspec list`): a stage imports the probing_sota that runs the pipeline.
-    With `warm`, the kernel is that process when it fits (`warm_launch`)."""
+    With `zygote`, the kernel is a fork of it when it fits (`fork_launch`)."""
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_client.kernelspec import KernelSpecManager
     from traitlets import default
@@ -456,7 +457,7 @@ def kernel_manager_class(warm=None): # the next stage's kernel process, started 
         async def _async_interrupt_kernel(self):
             if not self.shutting_down: await super()._async_interrupt_kernel()
         async def _async_launch_kernel(self, kernel_cmd, **kw):
-            if warm_launch(warm, self.provisioner, kernel_cmd, kw): self._reconcile_connection_info(self.provisioner.connection_info)
+            if fork_launch(zygote, self.provisioner, kernel_cmd, kw): self._reconcile_connection_info(self.provisioner.connection_info)
             else: await super()._async_launch_kernel(kernel_cmd, **kw)
     if os.name != 'posix': return QuietShutdown  # no IPC transport on Windows
     class IPCKernelManager(QuietShutdown):
@@ -509,7 +510,8 @@ def _stages(run_dir:Path, params:dict, table:pd.DataFrame, kernel:str, log, stat
         log(f"the image folder changed since this run's stages finished (a file was added, removed or modified): running them again")
         rerun = True
     state['data_digest'] = digest; save_json(state, run_dir/STATE)
-    warm = None  # the next stage's kernel, started while this one runs (`WarmKernel`)
+    todo = next((i for i, r in enumerate(table.itertuples()) if rerun or state['stages'].get(r.name, {}).get('status') != 'done'), len(table))
+    zygote = _zygote(table.iloc[todo:], kernel)  # the stages' imports, once; their kernels are its forks (`KernelZygote`)
     try:
         for i, row in enumerate(table.itertuples(), 1):
             rec = state['stages'].get(row.name, {})
@@ -530,19 +532,16 @@ def _stages(run_dir:Path, params:dict, table:pd.DataFrame, kernel:str, log, stat
             extra = {'exist': 'resume'} if row.name == 'train' else {}
             parameters = {**params.get(row.name, {}), **extra, 'run_dir': str(run_dir)}
             shared = row.name in DIST_STAGES and world_size() > 1  # the other ranks run it with us; rank 0 alone runs the rest
-            mine, warm = warm, _warm_next(table, i, kernel)  # this stage's kernel, if it was started ahead; the next one's, now
             try:
                 if shared: from_main((row.name, str(row.notebook), parameters))
                 with stage_input(row.notebook) as src, TerminalProgress(run_dir/'.progress.json'), kernel_env(shared, KERNEL_PORT):
-                    _execute(src, out, parameters, kernel, str(Path(row.notebook).parent), mine)
+                    _execute(src, out, parameters, kernel, str(Path(row.notebook).parent), zygote)
             except (Exception, KeyboardInterrupt) as e:
                 msg, fail = _failure(e, row, out) if isinstance(e, Exception) else (f"Stage {row.stage} ({row.name}) interrupted.", {})
                 rec.update(status='failed' if isinstance(e, Exception) else 'interrupted', seconds=round(time.time() - t0, 1), **fail)
                 save_json(state, run_dir/STATE)
                 if isinstance(e, KeyboardInterrupt): raise
                 raise StageFailed(msg) from None
-            finally:
-                if mine: mine.discard()  # unless it became the kernel
             wall = time.time() - t0
             rec.update(status='done', seconds=round(wall, 1), finished=time.strftime('%Y-%m-%dT%H:%M:%S'),
                        breakdown=stage_breakdown(out, wall, _stage_phases(run_dir, row.name)))
@@ -552,7 +551,7 @@ def _stages(run_dir:Path, params:dict, table:pd.DataFrame, kernel:str, log, stat
             rows.append({'stage': row.stage, 'name': row.name, 'status': 'ran', 'seconds': rec['seconds'],
                          'where the time went': largest_parts(rec['breakdown']), 'notebook': str(out)})
     finally:
-        if warm: warm.discard()
+        if zygote: zygote.close()
     return pd.DataFrame(rows)
 
 # %% ../nbs/15_pipeline.ipynb #b9bd8324
@@ -607,11 +606,11 @@ def papermill_engine()->str:
             finally: del nb_man.save  # papermill's final save (also after a failure) is its own
     papermill_engines.register('probing_sota', FewerSaves); return 'probing_sota'
 
-def _execute(src, out:Path, parameters:dict, kernel:str, cwd:str, warm:WarmKernel|None=None):
-    "papermill, with our kernel manager (the kernel `warm` if it fits) and engine, no bar and the stage's folder as working directory."
+def _execute(src, out:Path, parameters:dict, kernel:str, cwd:str, zygote=None):
+    "papermill, with our kernel manager (a fork of `zygote` as the kernel, if it fits) and engine, no bar and the stage's folder as working directory."
     import papermill as pm
     pm.execute_notebook(src, str(out), parameters=parameters, kernel_name=kernel, progress_bar=False, cwd=cwd,
-                        kernel_manager_class=kernel_manager_class(warm), engine_name=papermill_engine())
+                        kernel_manager_class=kernel_manager_class(zygote), engine_name=papermill_engine())
 
 def follow_main(port:int, kernel:str='python3'):
     "Ranks other than 0: run each distributed stage rank 0 announces, with their own kernel, until it says the work is over."
@@ -675,8 +674,8 @@ def launch_ranks(argv:list[str], # the command's arguments, without the torchrun
                       "command again: finished stages are kept, and training resumes after its last finished epoch.")
 
 # %% ../nbs/15_pipeline.ipynb #68bace13
-WARM_FREE_ENV = ('JPY_PARENT_PID', PROGRESS_ENV, 'PYTHONEXECUTABLE')  # may differ between a warm process and its kernel
-WARM_ENV = 'PROBING_SOTA_WARM'  # '0': every stage's kernel starts cold
+WARM_FREE_ENV = ('JPY_PARENT_PID', PROGRESS_ENV, 'PYTHONEXECUTABLE')  # may differ between the zygote and a kernel it forks
+WARM_ENV = 'PROBING_SOTA_WARM'  # '0': every stage's kernel starts cold (no `KernelZygote`)
 
 def stage_imports(notebook:str|Path)->list[str]:
     """The import statements a stage's kernel will run: those of the notebook's cells above its parameters (top level: not
@@ -695,11 +694,10 @@ def stage_imports(notebook:str|Path)->list[str]:
              isinstance(n, ast.ImportFrom) and not n.level and n.module != '__future__']
     return list(dict.fromkeys(found))
 
-WARM_MAIN = r'''
-import sys, os, json, warnings
+ZYGOTE_MAIN = r'''
+import sys, os, json, signal, warnings
 if sys.path and sys.path[0] == '': del sys.path[0]  # as ipykernel_launcher does
-if sys.argv[3] == '1':  # only the CPU the running stage leaves idle: its torch threads spin-wait for a core taken from them
-    os.nice(19)
+os.environ['PYTORCH_NVML_BASED_CUDA_CHECK'] = '1'  # a CUDA check while importing must not initialise CUDA: no fork could use it
 import ipykernel.kernelapp  # the kernel's own modules (IPython among them)
 os.environ.setdefault('MPLBACKEND', 'module://matplotlib_inline.backend_inline')  # ipykernel's, before matplotlib reads it
 with warnings.catch_warnings():
@@ -707,81 +705,152 @@ with warnings.catch_warnings():
     for statement in json.loads(sys.argv[1]):
         try: exec(statement, {})
         except Exception: pass  # the stage's own cell will raise it, in the record
-try: os.write(int(sys.argv[2]), b'1'); os.close(int(sys.argv[2]))
-except OSError: sys.exit()  # the pipeline is gone
-order = sys.stdin.readline()
-if not order: sys.exit()  # not needed after all
-order = json.loads(order)
-os.environ.clear(); os.environ.update(order['env']); os.chdir(order['cwd'])
-for tid in os.listdir('/proc/self/task') if os.path.isdir('/proc/self/task') else [0]:  # every thread (a pool the imports
-    try: os.setpriority(os.PRIO_PROCESS, int(tid), order['nice'])                     # started) back at the stage's priority
+replies = int(sys.argv[2])
+if 'torch' in sys.modules and sys.modules['torch'].cuda.is_initialized(): sys.exit()  # CUDA is not fork-safe: kernels start cold
+def reap(*_):  # tell the pipeline how each kernel ended
+    while True:
+        try: pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError: return
+        if not pid: return
+        try: os.write(replies, f'exit {pid} {os.waitstatus_to_exitcode(status)}\n'.encode())
+        except OSError: pass  # the pipeline is gone
+signal.signal(signal.SIGCHLD, reap)
+os.write(replies, b'ready\n')
+kernel = None
+for line in sys.stdin:  # one order per kernel; the pipeline closing our stdin ends us
+    pid = os.fork()
+    if not pid: kernel = json.loads(line); break
+    try: os.setpgid(pid, pid)  # its own process group before the pipeline hears of it, so that killpg reaches it alone
+    except OSError: pass  # it did so itself, or is already gone
+    try: os.write(replies, f'pid {pid}\n'.encode())
+    except OSError: break  # the pipeline is gone
+if kernel:
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    try: os.setpgid(0, 0)
     except OSError: pass
-import runpy; sys.argv = ['', *order['args']]; runpy.run_module('ipykernel_launcher', run_name='__main__', alter_sys=True)
+    os.close(replies); null = os.open(os.devnull, os.O_RDONLY); os.dup2(null, 0); os.close(null)
+    os.environ.clear(); os.environ.update(kernel['env'], JPY_PARENT_PID=str(os.getppid())); os.chdir(kernel['cwd'])
+    import runpy, atexit, traceback; sys.argv = ['', *kernel['args']]; code = 0
+    try: runpy.run_module('ipykernel_launcher', run_name='__main__', alter_sys=True)
+    except SystemExit as e: code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    except BaseException: traceback.print_exc(); code = 1
+    atexit._run_exitfuncs()  # what an exit runs, without tearing down the thousands of modules loaded: 2-3 s a kernel
+    for stream in (sys.stdout, sys.stderr):
+        try: stream.flush()
+        except Exception: pass
+    os._exit(code)
 '''
 
-def can_renice()->bool:
-    ("May our processes raise their priority back after lowering it (root, or RLIMIT_NICE)? Only then does a warm kernel import at "
-     "the lowest priority: one that stayed there would share the CPU evenly with the next warm-up, its torch threads waiting on it.")
-    import resource
-    try: return os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_NICE)[0] >= 20 - os.getpriority(os.PRIO_PROCESS, 0)
-    except (AttributeError, OSError, ValueError): return False  # not POSIX
+class ForkedKernel:
+    "A kernel forked by a `KernelZygote`: what jupyter_client's provisioner asks of a `subprocess.Popen`, for a process not our child."
+    stdin = stdout = stderr = None
+    def __init__(self, zygote, # the `KernelZygote` that forked it
+                 pid:int): self.zygote, self.pid, self.returncode = zygote, pid, None
+    def poll(self)->int|None:
+        if self.returncode is None: self.returncode = self.zygote.exit_code(self.pid)
+        return self.returncode
+    def wait(self, timeout:float|None=None)->int:
+        end = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if end is not None and time.monotonic() > end: raise subprocess.TimeoutExpired(f'kernel {self.pid}', timeout)
+            self.zygote._hear(0.05) or time.sleep(0.05)
+        return self.returncode
+    def send_signal(self, sig:int):
+        if self.poll() is None: os.kill(self.pid, sig)
+    def kill(self): self.send_signal(signal.SIGKILL)
+    def terminate(self): self.send_signal(signal.SIGTERM)
 
-class WarmKernel:
-    """The next stage's kernel process, started while the current stage runs: Python and its imports done,
-    at the lowest priority where it may take its priority back (`can_renice`), so that it takes only the CPU the running stage
-    leaves idle; each of its threads is set back to the pipeline's priority when it becomes the kernel.
-    When papermill starts that stage's kernel, the process is handed the connection file and becomes it: a fresh kernel, of
-    its own stage only, whose first cells find their modules already imported. It is used only if the kernel papermill asks
-    for is this Python's ipykernel, with the same environment and folder; otherwise it is discarded and a kernel starts as usual."""
-    def __init__(self, notebook:str|Path, cwd:str, env:dict|None=None):
+class KernelZygote:
+    """One process that imports, once, what every stage's kernel will import; each stage's kernel is then a fork of it.
+    Started when the run starts (on Linux), it runs only imports and forks: when papermill starts a stage's kernel, the
+    zygote forks a child that takes the kernel's connection file and becomes it. That kernel is fresh, of its own stage only,
+    with its own process group; its cells find their modules loaded. It is used only if the kernel papermill asks for is this
+    Python's ipykernel, with the same environment and folder; otherwise that stage's kernel starts as usual.
+    The zygote never runs torch (no thread pool, no CUDA) so that its forks may; it ends when the pipeline closes it."""
+    def __init__(self, notebooks:list, # the stage notebooks whose imports it runs
+                 cwd:str, env:dict|None=None):
         self.cwd, self.env = str(cwd), {**(os.environ if env is None else env), 'JPY_PARENT_PID': str(os.getpid())}
-        work = stage_imports(notebook)
-        self.ready, w = os.pipe(); self.handed = False; low = '1' if can_renice() else '0'
-        try: self.process = subprocess.Popen([sys.executable, '-c', WARM_MAIN, json.dumps(work), str(w), low], stdin=subprocess.PIPE,
+        work = list(dict.fromkeys(s for nb in notebooks for s in stage_imports(nb)))
+        r, w = os.pipe(); self.replies, self.buffer, self.up, self.pids, self.exits = r, b'', False, [], {}
+        try: self.process = subprocess.Popen([sys.executable, '-c', ZYGOTE_MAIN, json.dumps(work), str(w)], stdin=subprocess.PIPE,
                                              cwd=self.cwd, env=self.env, pass_fds=(w,), start_new_session=True)
+        except OSError: os.close(r); raise
         finally: os.close(w)
 
+    def _hear(self, timeout:float=0.0)->bool:
+        "Read what the zygote said within `timeout` seconds ('ready', 'pid N', 'exit N code'); False if it said nothing."
+        import select
+        if self.replies is None or not select.select([self.replies], [], [], timeout)[0]: return False
+        chunk = os.read(self.replies, 65536)
+        if not chunk: os.close(self.replies); self.replies = None; return False  # it ended
+        *lines, self.buffer = (self.buffer + chunk).split(b'\n')
+        for word, *rest in (l.split() for l in lines if l):
+            if word == b'ready': self.up = True
+            elif word == b'pid': self.pids.append(int(rest[0]))
+            elif word == b'exit': self.exits[int(rest[0])] = int(rest[1])
+        return True
+
+    def _until(self, done, timeout:float)->bool:
+        "Listen until `done()` or `timeout` seconds have passed or the zygote ended."
+        end = time.monotonic() + timeout
+        while not done() and self.replies is not None and (left := end - time.monotonic()) > 0: self._hear(left)
+        return done()
+
+    def is_ready(self, timeout:float)->bool:
+        "Has it finished its imports (waiting up to `timeout` seconds), and is it still there?"
+        return self._until(lambda: self.up, timeout) and self.process.poll() is None
+
     def fits(self, cmd:list, env:dict, cwd)->bool:
-        "Can this process become the kernel `cmd` asks for, in `env` and `cwd`?"
+        "Can a fork of it become the kernel `cmd` asks for, in `env` and `cwd`?"
         differ = {k for k in set(env) | set(self.env) if env.get(k) != self.env.get(k)} - set(WARM_FREE_ENV)
         return (self.process.poll() is None and cmd[:3] == [sys.executable, '-m', 'ipykernel_launcher'] and not differ
                 and str(cwd or os.getcwd()) == self.cwd)
 
-    def is_ready(self, timeout:float)->bool:
-        "Has it finished its imports (waiting up to `timeout` seconds)?"
-        import select
-        return bool(select.select([self.ready], [], [], timeout)[0])
+    def fork(self, cmd:list, env:dict, timeout:float=30)->ForkedKernel:
+        "A child of the zygote that becomes the kernel `cmd` starts (an `OSError` if the zygote does not answer)."
+        self.process.stdin.write(json.dumps({'args': cmd[3:], 'env': env, 'cwd': self.cwd}).encode() + b'\n')
+        self.process.stdin.flush()
+        if not self._until(lambda: self.pids, timeout): raise OSError("the kernel zygote did not fork")
+        return ForkedKernel(self, self.pids.pop(0))
 
-    def hand_over(self, cmd:list, env:dict)->subprocess.Popen:
-        "Make it the kernel `cmd` starts; the process, for the kernel's provisioner."
-        order = {'args': cmd[3:], 'env': env, 'cwd': self.cwd, 'nice': os.getpriority(os.PRIO_PROCESS, 0)}
-        self.process.stdin.write(json.dumps(order).encode() + b'\n'); self.process.stdin.flush()
-        self.handed = True; os.close(self.ready); return self.process
+    def exit_code(self, pid:int)->int|None:
+        "How the kernel `pid` ended (None while it runs; -1 if it ended unheard, the zygote gone)."
+        self._hear()
+        if pid in self.exits: return self.exits[pid]
+        if self.replies is not None: return None
+        try: os.kill(pid, 0); return None
+        except ProcessLookupError: return -1
+        except PermissionError: return None
 
-    def discard(self):
-        "Not needed (unless it became a kernel): ended now, whatever it was importing."
-        if self.handed or self.process.stdin.closed: return
-        self.process.kill(); self.process.wait(); self.process.stdin.close(); os.close(self.ready)
+    def close(self):
+        "End it (its kernels end with their stages)."
+        try: self.process.stdin.close()
+        except OSError: pass
+        try: self.process.wait(5)
+        except subprocess.TimeoutExpired: self.process.kill(); self.process.wait()
+        if self.replies is not None: os.close(self.replies); self.replies = None
 
-def warm_launch(warm:WarmKernel|None, provisioner, cmd:list, kw:dict, wait:float=60)->bool:
-    "Launch the kernel `cmd` as the warm process, if it fits and is ready within `wait` seconds; False to launch as usual."
-    if warm is None: return False
+def fork_launch(zygote:KernelZygote|None, provisioner, cmd:list, kw:dict, wait:float=120)->bool:
+    "Launch the kernel `cmd` as a fork of `zygote`, if it fits and is ready within `wait` seconds; False to launch as usual."
+    if zygote is None: return False
     env = dict(kw.get('env') or os.environ)
     try:
-        if warm.fits(cmd, env, kw.get('cwd')) and warm.is_ready(wait) and warm.process.poll() is None:
-            p = provisioner; p.process = warm.hand_over(cmd, env)
-            p.pid, p.pgid, p.cwd = p.process.pid, os.getpgid(p.process.pid), kw.get('cwd')
-            return True
-    except OSError: pass  # it died meanwhile (a broken pipe): a kernel starts as usual
-    warm.discard(); return False
+        if not (zygote.fits(cmd, env, kw.get('cwd')) and zygote.is_ready(wait)): return False
+        p = provisioner; p.process = zygote.fork(cmd, env)
+        p.pid, p.pgid, p.cwd = p.process.pid, p.process.pid, kw.get('cwd')
+        return True
+    except OSError: return False  # it died meanwhile (a broken pipe): a kernel starts as usual
 
-def _warm_next(table:pd.DataFrame, i:int, kernel:str)->WarmKernel|None:
-    "The kernel of the stage after the `i`-th (1-based) of `table`, started now; none for another kernel or a stage the ranks share."
-    if i >= len(table) or kernel != 'python3' or os.environ.get(WARM_ENV) == '0' or os.name != 'posix': return None  # pipes, select
-    row = table.iloc[i]
-    if row['name'] in DIST_STAGES and world_size() > 1: return None
-    try: return WarmKernel(row['notebook'], str(Path(row['notebook']).parent), {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARS})
-    except OSError: return None  # no process to spare: the stage's kernel starts as usual
+def can_fork_kernels(kernel:str)->bool:
+    "May the stages' kernels be forks of a zygote? Linux only (elsewhere a fork that does not exec is not safe for these libraries)."
+    return kernel == 'python3' and sys.platform.startswith('linux') and os.environ.get(WARM_ENV) != '0'
+
+def _zygote(table:pd.DataFrame, kernel:str)->KernelZygote|None:
+    "The zygote of the stages in `table`, started now; none where kernels cannot be forks."
+    if table.empty or not can_fork_kernels(kernel): return None
+    try: return KernelZygote(list(table.notebook), str(Path(table.notebook.iloc[0]).parent),
+                             {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARS})
+    except OSError: return None  # no process to spare: the stages' kernels start as usual
 
 # %% ../nbs/15_pipeline.ipynb #ef7d1374
 def _cell_seconds(cell)->float: return float(cell.get('metadata', {}).get('papermill', {}).get('duration') or 0)
