@@ -39,6 +39,7 @@ $(STAMP): settings.ini setup.py
 	$(BIN)/python -m pip install -qq $(NBDEV)
 	$(BIN)/nbdev_export
 	$(BIN)/python -m pip install -qq -e ".[dev]"
+	$(BIN)/python -c "from probing_sota.why import compile_umap; compile_umap()"  # numba's cache: each run's map loads it
 	touch $(STAMP)
 
 # Debian packages (only as root on Debian): the real Fashion-MNIST offline, Chromium for the browser tests, npm for the docs' JavaScript.

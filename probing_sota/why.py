@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_why.ipynb #45587aad
 from __future__ import annotations
-import json, time, warnings
+import json, sys, time, warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -21,9 +21,10 @@ from .data import to_display
 # %% auto #0
 __all__ = ['ISSUE_COLS', 'TRAIN_EMBEDDINGS', 'issue_rows', 'cleanlab_issues', 'test_label_issues', 'check_folds',
            'fit_linear_head', 'heldout_probs', 'train_label_issues', 'suggested_labels', 'dynamics_label_issues',
-           'flip_labels', 'label_issue_check', 'nearest', 'neighbour_table', 'embedding_map', 'plot_embedding_map',
-           'slice_features', 'find_slices', 'slice_members', 'name_slices', 'corrupt', 'slice_check', 'slice_cams',
-           'plot_slices', 'embeddings_layer', 'training_split_embeddings', 'why_stage']
+           'flip_labels', 'label_issue_check', 'nearest', 'neighbour_table', 'umap_cached', 'compile_umap',
+           'embedding_map', 'plot_embedding_map', 'slice_features', 'find_slices', 'slice_members', 'name_slices',
+           'corrupt', 'slice_check', 'slice_cams', 'plot_slices', 'embeddings_layer', 'training_split_embeddings',
+           'why_stage']
 
 # %% ../nbs/07_why.ipynb #e465c6cd
 ISSUE_COLS = ['index', 'split', 'given_label', 'suggested_label', 'score', 'method']
@@ -186,13 +187,27 @@ def neighbour_table(hard:pd.DataFrame, # the hard test examples (index, label, p
                          'share_pred': (nl == pred).mean(1).round(3), 'share_label': (nl == lab).mean(1).round(3)})
 
 # %% ../nbs/07_why.ipynb #81249944
+def umap_cached():
+    "umap-learn, with numba's on-disk cache on for its compiled functions (and pynndescent's) that keep none: compiled once, then loaded."
+    import umap
+    from numba.core.dispatcher import Dispatcher
+    for name, mod in list(sys.modules.items()):
+        if name.split('.')[0] not in ('umap', 'pynndescent') or mod is None: continue
+        for f in list(vars(mod).values()):
+            if isinstance(f, Dispatcher) and type(f._cache).__name__ == 'NullCache' and f.py_func.__module__ == name: f.enable_caching()
+    return umap
+
+def compile_umap(n:int=300):
+    "Compile umap-learn's functions once, into numba's caches (a map of `n` random points): what a new installation's first map pays."
+    embedding_map(np.random.default_rng(0).normal(size=(n, 64)).astype(np.float32), device='cpu')
+
 def embedding_map(emb:np.ndarray, n_neighbors:int=15, pca_dim:int=50, seed:int=0, device='auto',
                   epochs:int=200, # layout epochs (umap-learn's default is 500 up to 10 000 points: 3.7x the time, the same picture)
                  )->np.ndarray:
     ("2-D UMAP coordinates of the embeddings: PCA to `pca_dim`, exact cosine neighbours (`nearest`), then umap-learn's"
      " layout.")
     from sklearn.decomposition import PCA
-    import umap
+    umap = umap_cached()
     x = np.asarray(emb, np.float32); n = len(x)
     if n < 4: raise ConfigError(f"An embedding map needs at least 4 examples; this split has {n}.")
     x = PCA(min(pca_dim, x.shape[1], n - 1), random_state=seed).fit_transform(x).astype(np.float32)
