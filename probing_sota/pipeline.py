@@ -17,10 +17,10 @@ from .models import MODELS, weights_package_file, torch_cache_file
 
 # %% auto #0
 __all__ = ['STAGES', 'PIPELINE_SET', 'PATH_KEYS', 'PROBE_KEYS', 'BASELINES_QUICK', 'BASELINES_FULL', 'PRESETS', 'STATE',
-           'SKIP_TAG', 'ALL_RANKS', 'KERNEL_PORT', 'DIST_STAGES', 'TORCHRUN_VARS', 'SAVE_EVERY', 'RANK_FAILED',
-           'TORCHRUN_LOG', 'PEER_ERRORS', 'WARM_FREE_ENV', 'WARM_ENV', 'ZYGOTE_MAIN', 'REMEDIES', 'REMEDY_STAGES',
-           'PROBE_STAGES', 'TRACK_HELP', 'dataset_location', 'weights_location', 'environment_report', 'find_nbs',
-           'stage_notebooks', 'parse_parameters_cell', 'stage_parameters', 'parameter_table', 'coerce',
+           'SKIP_TAG', 'ALL_RANKS', 'KERNEL_PORT', 'DIST_STAGES', 'TORCHRUN_VARS', 'KERNEL_MALLOC', 'SAVE_EVERY',
+           'RANK_FAILED', 'TORCHRUN_LOG', 'PEER_ERRORS', 'WARM_FREE_ENV', 'WARM_ENV', 'ZYGOTE_MAIN', 'REMEDIES',
+           'REMEDY_STAGES', 'PROBE_STAGES', 'TRACK_HELP', 'dataset_location', 'weights_location', 'environment_report',
+           'find_nbs', 'stage_notebooks', 'parse_parameters_cell', 'stage_parameters', 'parameter_table', 'coerce',
            'check_image_folder', 'check_model_file', 'resolve_params', 'parse_overrides', 'load_config_file',
            'preset_params', 'StageFailed', 'check_not_file', 'prepare_pipeline_dir', 'stage_cells', 'stage_input',
            'data_digest', 'kernel_manager_class', 'run_pipeline', 'stage_table', 'kernel_env', 'pipeline_ranks',
@@ -561,12 +561,18 @@ TORCHRUN_VARS = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'LOCAL_WORLD_SIZE', 'GROUP_
                  'ROLE_WORLD_SIZE', 'ROLE_NAME', 'MASTER_ADDR', 'MASTER_PORT', 'TORCHELASTIC_RUN_ID', 'TORCHELASTIC_USE_AGENT_STORE',
                  'TORCHELASTIC_RESTART_COUNT', 'TORCHELASTIC_MAX_RESTARTS', 'TORCH_NCCL_ASYNC_ERROR_HANDLING')
 
+# glibc's allocator hands every large block back to the system when it is freed, so each batch's tensors fault their pages
+# in again: a third of a forward pass's time on this 2-core machine (`bench/kernel_malloc.py`). A stage's kernel keeps freed
+# memory for the next batch instead (blocks up to 32 MiB from the heap, which is not trimmed; the process ends with its stage).
+KERNEL_MALLOC = {'MALLOC_MMAP_THRESHOLD_': str(32 << 20), 'MALLOC_TRIM_THRESHOLD_': str(16 << 30)}  # a value already set is kept
+
 @contextlib.contextmanager
 def kernel_env(distributed:bool, # does the stage's kernel join the other ranks?
                port:int|None=None): # the port the kernels' rendezvous uses (not torchrun's own: the pipeline processes hold that)
-    "`os.environ` as a stage's kernel must inherit it: torchrun's variables with the kernels' own port, or none of them."
+    "`os.environ` as a stage's kernel must inherit it: `KERNEL_MALLOC`, and torchrun's variables with the kernels' own port, or none of them."
     saved = dict(os.environ)
     try:
+        for k, v in KERNEL_MALLOC.items(): os.environ.setdefault(k, v)
         if distributed: os.environ.update(MASTER_PORT=str(port), TORCHELASTIC_USE_AGENT_STORE='False')
         else:
             for k in TORCHRUN_VARS: os.environ.pop(k, None)
@@ -848,8 +854,8 @@ def can_fork_kernels(kernel:str)->bool:
 def _zygote(table:pd.DataFrame, kernel:str)->KernelZygote|None:
     "The zygote of the stages in `table`, started now; none where kernels cannot be forks."
     if table.empty or not can_fork_kernels(kernel): return None
-    try: return KernelZygote(list(table.notebook), str(Path(table.notebook.iloc[0]).parent),
-                             {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARS})
+    env = {**KERNEL_MALLOC, **{k: v for k, v in os.environ.items() if k not in TORCHRUN_VARS}}  # a kernel's (`kernel_env`)
+    try: return KernelZygote(list(table.notebook), str(Path(table.notebook.iloc[0]).parent), env)
     except OSError: return None  # no process to spare: the stages' kernels start as usual
 
 # %% ../nbs/15_pipeline.ipynb #ef7d1374
