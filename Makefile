@@ -22,6 +22,10 @@ run: $(STAMP)
 PYTEST_TMP := $(or $(TMPDIR),/tmp)/probing-sota-pytest-$(shell id -u)
 SWEEP := $(BIN)/python -c "from probing_sota.core import sweep_scratch; sweep_scratch()"
 export TORCHINDUCTOR_CACHE_DIR := $(CURDIR)/.cache/torchinductor
+# The tests' and notebooks' processes keep freed memory for reuse, as the stages' kernels do (pipeline.KERNEL_MALLOC's values:
+# glibc otherwise hands each large block back and the next batch faults it in again, a third of a forward pass on 2 cores).
+test nbs: export MALLOC_MMAP_THRESHOLD_ = 33554432
+test nbs: export MALLOC_TRIM_THRESHOLD_ = 17179869184
 test: $(STAMP) check-export
 	$(BIN)/python tools/readme.py --check
 	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers $(JOBS) --timing; rc=$$?; $(SWEEP); exit $$rc
