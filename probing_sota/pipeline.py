@@ -841,7 +841,8 @@ def fork_launch(zygote:KernelZygote|None, provisioner, cmd:list, kw:dict, wait:f
     if zygote is None: return False
     env = dict(kw.get('env') or os.environ)
     try:
-        if not (zygote.fits(cmd, env, kw.get('cwd')) and zygote.is_ready(wait)): return False
+        if not zygote.fits(cmd, env, kw.get('cwd')): return False
+        if not zygote.is_ready(wait): zygote.close(); return False  # stuck importing: this stage and the next start cold
         p = provisioner; p.process = zygote.fork(cmd, env)
         p.pid, p.pgid, p.cwd = p.process.pid, p.process.pid, kw.get('cwd')
         return True
