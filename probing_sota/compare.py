@@ -402,7 +402,10 @@ def pair_sentence(r, alpha:float=0.05)->str:
         acc = (f"{hi} is more accurate than {lo} by {abs(100*d):.1f} points (95% interval {100*l:.1f} to {100*u:.1f}; "
                f"McNemar p = {p})")
     else: acc = f"{a} and {b} are not told apart by accuracy (difference {100*d:+.1f} points, McNemar p = {p})"
-    if np.isnan(r.error_consistency): return f"{acc}; error consistency is undefined (one of them is always right, or wrong)."
+    if np.isnan(r.error_consistency):
+        why = ('neither makes a mistake on these images' if r.both_wrong + r.only_a_wrong + r.only_b_wrong == 0
+               else 'one of them is always right, or wrong')
+        return f"{acc}; error consistency is undefined ({why})."
     either = r.both_wrong + r.only_a_wrong + r.only_b_wrong
     return (f"{acc}; error consistency κ = {interval(*(getattr(r, c) for c in KAPPA), 2)}: {int(r.both_wrong)} of the "
             f"{int(either)} images either gets wrong are wrong for both.")
@@ -419,6 +422,9 @@ def models_section(models:pd.DataFrame, out:Path, dataset:str|None=None)->Sectio
                         'low confidence': models.low_confidence, 'hard': models.hard})
     text = (f"{len(models)} models on the same {n} test images" + (f" of {dataset}" if dataset else '') + ". Accuracy with its "
             "95% Wilson interval; ECE as each run's stage 04 measured it; the hard-set sizes from each run's stage 05.")
+    perfect = models.model[models.misclassified.eq(0) & models.low_confidence.eq(0)].tolist()
+    if perfect: text += (f" **No mistakes:** {', '.join(perfect)} {'is' if len(perfect) == 1 else 'are'} right on every one of "
+                         "these images, and sure of each (no top probability below the low-confidence threshold).")
     return Section('models', 'The models', [Para(text), Table(tab, 'comparison/models.csv')]
                    + _figure(out, 'accuracy.png', 'accuracy with its 95% Wilson interval'),
                    summary=f"Most accurate: {best.model} ({interval(*best[ACCURACY])}).")
@@ -449,6 +455,9 @@ def sets_section(sets:dict, n:int)->Section:
     text = (f"**{nw}** of the {n} test images ({pct(nw/n)}) are wrong for every model: candidates for ambiguous or "
             "mislabelled images, or for what all of these models lack. Beside them, the images only one model gets wrong, "
             "and those only one gets right. `gallery.html` shows each with every model's prediction and CAM.")
+    if not any(len(r) for r in sets.values()):
+        text = (f"No model makes a mistake that sets it apart: none of the {n} test images is wrong for every model, for one "
+                "model alone, or right for one alone. Every set below is empty.")
     return Section('sets', 'Who fails where', [Para(text), Table(tab, 'comparison/examples.csv, column set')],
                    summary=f"Wrong for every model: {nw} of {n} test images ({pct(nw/n)}).")
 

@@ -356,7 +356,7 @@ def rule_ambiguous(ev, thr, names, pairs=None):
      "the model rates highest, at least twice as surely as chance and more surely than in almost every confident image.")
     v = ev.two_objects.to_numpy(float); lim = max(min(0.5, 2/len(names)), thr['two_objects'])  # twice chance at least
     named = np.array([bool({str(l), str(q), str(r)} & set(str(p).split(';')))  # one of them is the label or one of the top two
-                      for l, q, r, p in zip(ev.label, ev.pred, ev.second, ev.part_classes)])
+                      for l, q, r, p in zip(ev.label, ev.pred, ev.second, ev.part_classes)], bool)  # bool when empty too
     fire = (v > lim) & named
     cls = lambda r, j: names[int(r.part_classes.split(';')[j])] if isinstance(r.part_classes, str) and r.part_classes else '?'
     why = [f"two objects: alone, one is {cls(r, 0)} and the other {cls(r, 1)} (both p≥{r.two_objects:.2f}; fewer than "
@@ -654,6 +654,8 @@ def diagnosis_stage(run_dir, # a run directory after stages 04-08
     run_dir = Path(run_dir); clock = Timings(); out = run_dir/'hard'
     ctx = diagnosis_context(run_dir, k, confident_sample, bank_images, max_train, batch_size, device, seed, clock)
     with clock('diagnose'): diag = diagnose_split(ctx, clean_split(ctx))
+    if not len(diag): print(f"No mistakes to diagnose: none of the {len(ctx['labels']):,} test images is misclassified or below "
+                            f"{ctx['threshold']:.2f}; the tables have no rows" + (" (the planted checks still run)." if checks else "."))
     save_csv(diag.round(5), out/'diagnosis.csv'); shares = diagnosis_shares(diag, ctx['names'])
     save_csv(shares.round(4), out/'diagnosis_shares.csv')
     if len(diag) and (diag.label != diag.pred).any():

@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 from .core import ProbingError, ConfigError, check_choice, save_text, run_params
 from .evaluate import row_shares, NO_TEST_IMAGES
+from .hard import mistake_free, no_mistakes_words
 from .diagnosis import KINDS
 from .data import LISTED_DATASETS
 
@@ -69,6 +70,9 @@ class RunView:
         self.cm = pd.crosstab(self.table.label, self.table.pred).reindex(index=range(n), columns=range(n), fill_value=0).values
         self.cfg = run_params(self.run_dir)
         self._splits, self._model, self._info, self._train_probs = {}, None, None, {}; self.cache = {}
+        s = json.loads((self.run_dir/'hard'/'summary.json').read_text()) if (self.run_dir/'hard'/'summary.json').exists() else {}
+        self.no_mistakes = (no_mistakes_words(len(self.table), s.get('threshold', 0.40)) + f" The tiles are the "
+                            f"{len(self.sets['hard'])} highest losses, all of them right.") if mistake_free(s) else None
 
     def _why_sets(self):
         "Stage 07's sets of hard examples: those cleanlab flags as mislabelled, and one per failure slice (none without 07)."
@@ -340,8 +344,10 @@ class Gallery:
         wrap = W.Layout(flex_flow='row wrap')  # a narrow notebook column puts the matrix under the controls, never beside and cut
         controls = W.VBox([W.HBox([self.set_w, self.sort_w], layout=wrap), W.HBox([self.true_w, self.pred_w], layout=wrap),
                            W.HBox([self.prev_w, self.next_w, self.info_w])])
-        self.widget = W.VBox([W.HTML(f'<style>{TILE_CSS}</style>'), W.HBox([controls, self.cm_w], layout=W.Layout(flex_flow='row wrap',
-                              grid_gap='8px', max_width='100%')), self.detail_w, self.tiles_w], layout=W.Layout(max_width='100%'))
+        banner = W.HTML(f'<p><b>No mistakes.</b> {html.escape(v.no_mistakes)}</p>' if v.no_mistakes else '')
+        top = W.HBox([controls, self.cm_w], layout=W.Layout(flex_flow='row wrap', grid_gap='8px', max_width='100%'))
+        self.widget = W.VBox([W.HTML(f'<style>{TILE_CSS}</style>'), banner, top, self.detail_w, self.tiles_w],
+                             layout=W.Layout(max_width='100%'))
         self.render()
 
     def _confusion_widget(self):
@@ -469,6 +475,7 @@ def export_gallery_html(run_dir, # a run directory (after 04 and 05)
     rows_are = 'its row of the confusion matrix is' if len(empty) == 1 else 'their rows of the confusion matrix are'
     gone = e(', '.join(view.classes[i] for i in sorted(empty)))
     none = f"<p><b>No test images</b> of {gone}: {rows_are} empty ('—').</p>" if empty else ''
+    if view.no_mistakes: none += f'<p class="ps-no-mistakes"><b>No mistakes.</b> {e(view.no_mistakes)}</p>'
     more = (lambda r: neighbours_html(view, int(r['index']), neighbours, inline=False)) if neighbours else None
     tiles = ''.join(page_tiles(view, hard, more=more)) if len(hard) else ''
     near = sorted({j for i in hard['index'] for j in view.neighbours_of(i, neighbours)['index']}) if neighbours else []

@@ -11,8 +11,9 @@ import pandas as pd
 from .core import ProbingError, ConfigError, save_csv, save_json, save_figure
 
 # %% auto #0
-__all__ = ['NO_TEST_IMAGES', 'check_threshold', 'misclassified', 'low_confidence', 'top_loss', 'hard_examples', 'hard_per_class',
-           'load_dynamics', 'cartography', 'plot_data_map', 'hard_agreement', 'hard_stage']
+__all__ = ['NO_TEST_IMAGES', 'check_threshold', 'misclassified', 'low_confidence', 'top_loss', 'top_loss_size', 'mistake_free',
+           'no_mistakes_words', 'hard_examples', 'hard_per_class', 'load_dynamics', 'cartography', 'plot_data_map',
+           'hard_agreement', 'hard_stage']
 
 # %% ../nbs/05_hard_examples.ipynb #35143747
 def check_threshold(threshold:float)->float:
@@ -33,6 +34,20 @@ def top_loss(table:pd.DataFrame, k:int=100)->pd.DataFrame:
     "The `k` rows with the largest loss."
     if k < 0: raise ConfigError(f"k={k}: ask for 0 or more examples.")
     return table.nlargest(k, 'loss')
+
+def top_loss_size(n_test:int, k:int=100)->int:
+    ("How many top-loss rows a test split of `n_test` gets: `k`, but at most a tenth of the split (one at least), so that on a "
+     "small split the top losses are its worst images, not all of them.")
+    return min(int(k), max(1, -(-int(n_test)//10))) if k else 0
+
+def mistake_free(summary:dict)->bool:
+    "Whether a run's hard summary (`hard/summary.json`) has test images and not one misclassified or low-confidence."
+    return bool(summary.get('n_test')) and not summary.get('misclassified') and not summary.get('low_confidence')
+
+def no_mistakes_words(n_test:int, threshold:float=0.40)->str:
+    "What a run without mistakes is, in the words every stage uses."
+    return (f"The model made no mistakes on these {n_test:,} test images: none misclassified, none with a top probability "
+            f"below {threshold:.2f}.")
 
 def hard_examples(table:pd.DataFrame, threshold:float=0.40, k:int=100)->pd.DataFrame:
     "Union of misclassified, low-confidence and top-loss rows, with a `reasons` column; highest loss first."
@@ -112,7 +127,7 @@ def hard_agreement(a:pd.DataFrame, b:pd.DataFrame, names=('a', 'b'))->dict:
 # %% ../nbs/05_hard_examples.ipynb #db9209b3
 def hard_stage(run_dir, # a run directory holding predictions.csv
                threshold:float=0.40, # low-confidence threshold on the top probability
-               top_k:int=100, # how many top-loss examples
+               top_k:int=100, # how many top-loss examples (at most a tenth of the test split: `top_loss_size`)
                compare_with=None, # another run directory (or predictions.csv) to compare hard sets with
               )->dict:
     "Find the hard test and training examples of a run and write them under `run_dir/hard/`."
@@ -121,13 +136,16 @@ def hard_stage(run_dir, # a run directory holding predictions.csv
     if not pred.exists(): raise ProbingError(f"No {pred}: run the evaluation stage (04_evaluate) on {run_dir} first.")
     table = pd.read_csv(pred); classes = pd.read_csv(run_dir/'class_names.csv').name.tolist()
     out = run_dir/'hard'; out.mkdir(exist_ok=True)
-    mis, low, top, hard = misclassified(table), low_confidence(table, threshold), top_loss(table, top_k), hard_examples(table, threshold, top_k)
+    k = top_loss_size(len(table), top_k)
+    if k < top_k: print(f"top-loss set: the {k} highest losses, a tenth of the {len(table)} test images (not top_k={top_k}).")
+    mis, low, top, hard = misclassified(table), low_confidence(table, threshold), top_loss(table, k), hard_examples(table, threshold, k)
     for name, df in [('misclassified', mis), ('low_confidence', low), ('top_loss', top), ('hard_examples', hard)]: save_csv(df, out/f'{name}.csv')
     save_csv(hard_per_class(table, hard, classes), out/'per_class.csv')
     summary = {'n_test': len(table), 'misclassified': len(mis), 'low_confidence': len(low), 'top_loss': len(top), 'hard': len(hard),
-               'threshold': threshold, 'top_k': top_k,
+               'threshold': threshold, 'top_k': k,
                'classes_without_test_images': [c for i, c in enumerate(classes) if not (table.label == i).any()]}
     if len(hard) == 0: print("No hard examples: every test example is right and at least as confident as the threshold.")
+    elif mistake_free(summary): print(no_mistakes_words(len(table), threshold), f"The hard set is the {len(top)} highest losses.")
     if (dyn := load_dynamics(run_dir)) is not None:
         carto = cartography(dyn); save_csv(carto, out/'cartography.csv')
         summary['regions'] = carto.region.value_counts().to_dict()

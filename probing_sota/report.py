@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from .core import ProbingError, save_text, save_figure
 from .data import reason_kind, LISTED_DATASETS
+from .hard import mistake_free, no_mistakes_words
 
 # %% auto #0
 __all__ = ['STAGE_FILES', 'METRIC_ROWS', 'CALIBRATION_MATCH', 'NO_TEST_IMAGES', 'CONFIDENT', 'MIN_EFFECT', 'Z95', 'VERDICT_WORDS',
@@ -131,6 +132,11 @@ class RunFiles:
     def missing(self, rel:str, what:str='')->Missing: return Missing(rel, stage_of(rel), what)
     @property
     def params(self)->dict: return self.config.get('params', {})
+    @property
+    def no_mistakes(self)->str|None:
+        "The run's no-mistakes sentence when stage 05 found none misclassified or low-confidence, else None."
+        s = self.json('hard/summary.json') or {}
+        return no_mistakes_words(s['n_test'], s.get('threshold', 0.40)) if mistake_free(s) else None
 
     def json(self, rel:str)->dict|None:
         "A JSON file of the run, or None if absent."
@@ -336,7 +342,11 @@ def per_class_section(rf:RunFiles, n_worst:int=3)->Section:
     pc = pc.assign(recall=pc.recall.mask(empty), f1=pc.f1.mask(empty), note=_notes(pc, empty))
     scored = pc[~empty].sort_values('f1', kind='stable'); pc = pd.concat([scored, pc[empty]]).reset_index(drop=True)
     found = []
-    if len(scored):
+    if len(scored) > 1 and scored.f1.nunique() == 1:  # every class the same (a model without mistakes): no worst, no best
+        f1 = scored.f1.iloc[0]
+        sec.blocks.append(Para(f"Every one of the {len(scored)} classes with test images has F1 {fmt(f1)}: none is worse than another."))
+        found.append(f"Every class: F1 {fmt(f1)}.")
+    elif len(scored):
         k = max(1, min(n_worst, len(scored) - 1)); best, w = scored.iloc[-1], scored.iloc[0]
         worst = ', '.join(f"**{r['class']}** (F1 {fmt(r.f1)}, precision {fmt(r.precision)}, recall {fmt(r.recall)})"
                           for _, r in scored.head(k).iterrows())
@@ -417,6 +427,7 @@ def hard_section(rf:RunFiles)->Section:
     df = pd.DataFrame([(a, b, b/n if n else float('nan'), c) for a, b, c in rows], columns=['set', 'examples', 'share of test', 'definition'])
     text = (f"**{s['hard']}** of the {n} test images ({pct(s['hard']/n) if n else ''}) are hard: {s['misclassified']} misclassified, "
             f"{s['low_confidence']} with a top probability below {thr:g} and the {s['top_loss']} with the highest loss.")
+    if rf.no_mistakes: text = f"{rf.no_mistakes} The hard set is only the {s['top_loss']} with the highest loss, all of them right."
     mis, low = rf.csv('hard/misclassified.csv'), rf.csv('hard/low_confidence.csv')
     if mis is not None and len(mis):
         c = int((mis.confidence >= CONFIDENT).sum())
@@ -426,6 +437,7 @@ def hard_section(rf:RunFiles)->Section:
         text += f" {c} of the {len(low)} low-confidence examples were nonetheless right."
     sec.blocks += [Para(text), Table(df, 'hard/summary.json')]
     sec.summary = f"Hard examples: {s['hard']} of {n} test images ({pct(s['hard']/n) if n else ''}); {s['misclassified']} misclassified, {s['low_confidence']} low-confidence."
+    if rf.no_mistakes: sec.summary = f"**No mistakes.** {rf.no_mistakes} Hard only by loss: the {s['top_loss']} highest."
     hp = rf.csv('hard/per_class.csv')
     if hp is None: sec.blocks.append(rf.missing('hard/per_class.csv'))
     elif len(hp):
@@ -494,7 +506,10 @@ def case_caption(r, classes:list|None=None)->str:
 def cases_section(rf:RunFiles, max_cases:int=12)->Section:
     "A grid of the worst misclassified cases with their CAMs, and figures/cam_grid.png."
     sec = Section('cases', 'The worst cases, explained')
-    if not rf.has('gradcam_outputs/misclassified'):
+    mis_ = rf.csv('hard/misclassified.csv')
+    if mis_ is not None and not len(mis_):  # nothing misclassified: nothing for stage 06 to draw, nothing missing
+        sec.blocks.append(Para(rf.no_mistakes or f"No test image is misclassified: no case to explain."))
+    elif not rf.has('gradcam_outputs/misclassified'):
         sec.blocks.append(rf.missing('gradcam_outputs/misclassified/', ' (one image | CAM triptych per misclassified example)'))
     elif max_cases > 0:
         cases, mis = worst_cases(rf, max_cases), rf.csv('hard/misclassified.csv')
@@ -675,6 +690,9 @@ def slice_blocks(rf:RunFiles, s:dict)->list:
     sl = rf.csv('hard/slices.csv')
     if sl is None: return [rf.missing('hard/slices.csv')]
     if not len(sl): return [Para('No failure slices.')]
+    if not sl.errors.sum():
+        return [Para(f"No failure slices: no test image is misclassified, so the {len(sl)} groups the slice finder forms over the "
+                     "embeddings differ by nothing the model gets wrong (hard/slices.csv).")]
     cols = [c for c in ['slice', 'size', 'errors', 'error_rate', 'lift', 'description', 'cam_border_share', 'cam_entropy'] if c in sl]
     r = sl.iloc[0]
     out = [Para(f"The test split falls into groups by a mixture model over the embeddings, labels and predictions; ranked by their errors, "
@@ -697,7 +715,7 @@ def why_section(rf:RunFiles)->Section:
     sec.blocks += slice_blocks(rf, s)
     li = s.get('label_issues', {}); top = (s.get('slices') or [{}])[0]
     sec.summary = (f"Why: {li.get('hard_flagged', 0)} of {s.get('hard', 0)} hard examples are likely label errors"
-                   + (f"; top failure slice: {top['description']}" if top else '') + '.')
+                   + (f"; top failure slice: {top['description']}" if top.get('errors') else '; no failure slice') + '.')
     return sec
 
 # %% ../nbs/12_report.ipynb #271c3067
@@ -736,6 +754,7 @@ def per_class_sentences(pc:pd.DataFrame)->list:
     out = []
     for stat, word in [('foreground_share', 'foreground share'), ('pixel_ambiguity', 'pixel ambiguity')]:
         d = pc[(pc.statistic == stat) & (pc.set == 'misclassified')]
+        if 'n' in d: d = d[d.n > 0]  # classes without a mistake have nothing to compare
         if d.empty: continue
         up, down = d[d.lo > 0].true_class.tolist(), d[d.hi < 0].true_class.tolist()
         out.append(f"Within each true class, the misclassified images' {word} is higher than the confident ones' in {len(up)} classes "
@@ -812,10 +831,15 @@ def diagnosis_section(rf:RunFiles)->Section:
     sec = Section('diagnosis', 'Why each mistake'); s = rf.json('hard/diagnosis_summary.json'); sh = rf.csv('hard/diagnosis_shares.csv')
     if s is None or sh is None: sec.blocks.append(rf.missing('hard/diagnosis_summary.json')); return sec
     n = s.get('misclassified', 0)
-    sec.blocks.append(Para(f"Each of the **{n}** misclassified test images (and the {s.get('diagnosed', 0) - n} right but low-confidence "
-                           "ones) has one diagnosis: the first kind, in this order, whose rule fits — corruption, spurious context, "
-                           "two objects (ambiguous), out of distribution, label error, similar class — else model error. Each rule's "
-                           "threshold is what fewer than 1% of this run's confident, correct images reach."))
+    each = (f"Each of the **{n}** misclassified test images (and the {s.get('diagnosed', 0) - n} right but low-confidence ones) has "
+            "one diagnosis: the first kind, in this order, whose rule fits — corruption, spurious context, two objects (ambiguous), "
+            "out of distribution, label error, similar class — else model error. Each rule's threshold is what fewer than 1% of this "
+            "run's confident, correct images reach.")
+    if not s.get('diagnosed'):
+        each = (f"**No mistakes to diagnose.** {rf.no_mistakes or 'No test image is misclassified or low-confidence.'} "
+                "hard/diagnosis.csv has no rows; the planted checks below still measure each rule on planted mistakes.")
+        sec.summary = 'Diagnoses: no mistakes to diagnose.'
+    sec.blocks.append(Para(each))
     if n: sec.blocks.append(Table(diagnosis_shares_table(sh), 'hard/diagnosis_shares.csv (share of the misclassified images)'))
     if s.get('cannot_diagnose'): sec.blocks.append(Bullets([f"{k.replace('_', ' ')}: {v}" for k, v in s['cannot_diagnose'].items()]))
     for f, cap in [('figures/diagnosis_shares.png', 'Each kind\'s share of the mistakes (95% interval), and per true class'),

@@ -412,7 +412,11 @@ def robustness_stage(run_dir, # a run directory after stages 04-06
         per_class = compare_stats_per_class(stats, sets, table.label.to_numpy(), classes, seed=seed)
         save_csv(stats.round(5), run_dir/'image_stats.csv'); save_csv(cmp.round(5), run_dir/'image_stats_compare.csv')
         save_csv(per_class.round(5), run_dir/'image_stats_per_class.csv')
-        save_figure(plot_image_stats(stats, sets, cmp), run_dir/'figures'/'image_stats.png')
+        if sets['misclassified'].any() or sets['lowconf'].any():
+            save_figure(plot_image_stats(stats, sets, cmp), run_dir/'figures'/'image_stats.png')
+        else:  # nothing to compare the confident images with: no figure of one set
+            print("No misclassified or low-confidence test images: the image statistics have no hard set to compare; no figure.")
+            (run_dir/'figures'/'image_stats.png').unlink(missing_ok=True)
     with clock('corruption sweep'):
         sample = stratified_subset(data.subset(data.positions(table['index'].to_numpy())), max_images, seed) if max_images else None
         swept = table if sample is None else table.set_index('index').loc[sample.index].reset_index()

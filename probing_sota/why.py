@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_why.ipynb #45587aad
 from __future__ import annotations
-import json, sys, time, warnings
+import json, shutil, sys, time, warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -463,13 +463,19 @@ def why_stage(run_dir, # a run directory after stages 04-06
         sl, slice_of = find_slices(emb, table, probs, n_components, error_weight, seed)
         save_csv(slice_members(table, slice_of), out/'slice_members.csv')
         sl = name_slices(sl, classes).head(n_slices)
-    data = run_data(run_params(run_dir), 'test', info)
-    with clock('slice CAMs'):
-        stats, _ = slice_cams(model, info, data, table, sl, slice_of, run_dir/'gradcam_outputs'/'slices', batch_size=batch_size,
-                              device=dev, seed=seed)
-        if len(stats): sl = sl.merge(stats, on='slice', how='left')
+    data = run_data(run_params(run_dir), 'test', info); errors = int((table.label != table.pred).sum())
+    if errors:
+        with clock('slice CAMs'):
+            stats, _ = slice_cams(model, info, data, table, sl, slice_of, run_dir/'gradcam_outputs'/'slices', batch_size=batch_size,
+                                  device=dev, seed=seed)
+            if len(stats): sl = sl.merge(stats, on='slice', how='left')
+    else:  # groups of images the model gets right are no failure slices: no representatives, no figure (an earlier run's go)
+        print(f"No failure slices: none of the {len(table):,} test images is misclassified (slices.csv keeps the groups).")
+        shutil.rmtree(run_dir/'gradcam_outputs'/'slices', ignore_errors=True)
     save_csv(sl.drop(columns='component'), out/'slices.csv')
-    if len(sl): save_figure(plot_slices(sl, run_dir), run_dir/'figures'/'slices.png')
+    if len(sl) and errors: save_figure(plot_slices(sl, run_dir), run_dir/'figures'/'slices.png')
+    else: (run_dir/'figures'/'slices.png').unlink(missing_ok=True)
+    summary['misclassified'] = errors
     summary['slices'] = sl[['slice', 'size', 'errors', 'error_rate', 'description']].head(5).round(4).to_dict('records')
     if checks and len(table) >= 40:
         with clock('insight checks'):

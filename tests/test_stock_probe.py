@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch, timm
 from probing_sota.data import write_imagenet_photos, imagenet_photos, load_dataset
 from probing_sota.models import create_model, load_model_file, decode_size
+from probing_sota.pipeline import PROBE_STAGES
 from conftest import in_process
 
 NBS = Path(__file__).resolve().parent.parent/'nbs'
@@ -68,11 +69,14 @@ def test_cli_probe_stock_model_on_wordnet_id_folders(stock, tmp_path):
     assert (run/'gallery.html').exists() and not (run/'train_log.csv').exists()
 
 def test_cli_probe_stock_model_on_name_folders_with_names_file(stock, tmp_path):
-    "Class-name folders and a file of the model's 1000 output names: the same predictions as the WordNet-id layout."
+    """Class-name folders and a file of the model's 1000 output names, every default stage: the same predictions as the WordNet-id
+    layout, right and sure on all 20 photos, and each stage says there is no mistake instead of drawing from nothing (#39)."""
     r = cli('probe', '--model', ARCH, '--weights', stock/'lite0.pt', '--data', 'imagefolder', '--data-root', stock/'name',
-            '--classes', stock/'imagenet_classes.txt', '--stages', 'evaluate', '--nbs', NBS, '--name', 'names', cwd=tmp_path)
+            '--classes', stock/'imagenet_classes.txt', *BUDGETS, '--nbs', NBS, '--name', 'names', cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     run = tmp_path/'runs'/'names'
+    done = json.loads((run/'pipeline.json').read_text())['stages']
+    assert list(done) == PROBE_STAGES and all(v['status'] == 'done' for v in done.values()), done
     m = json.loads((run/'metrics.json').read_text()); assert m['matched_by'] == 'name' and m['n'] == 20
     pred = pd.read_csv(run/'predictions.csv')
     restricted, _, data = timm_restricted(stock/'lite0.pt', stock/'wnid')
@@ -81,6 +85,23 @@ def test_cli_probe_stock_model_on_name_folders_with_names_file(stock, tmp_path):
     by_file = dict(zip(files, [names[o] for o in restricted]))
     got = load_dataset('imagefolder', 'test', data_root=stock/'name', image_size=224, test_fraction=1, progress=False)
     assert [by_file[Path(got.files[i]).name] for i in range(len(got))] == pred.sort_values('index').pred_name.tolist()
+    # no mistakes: right on all 20 and sure of each
+    hard = json.loads((run/'hard'/'summary.json').read_text())
+    assert (m['accuracy'], hard['misclassified'], hard['low_confidence']) == (1.0, 0, 0)
+    assert hard['top_loss'] == hard['hard'] == 2  # the top tenth by loss, not all 20 images
+    diag = json.loads((run/'hard'/'diagnosis_summary.json').read_text())
+    assert diag['diagnosed'] == 0 and len(pd.read_csv(run/'hard'/'diagnosis.csv')) == 0
+    assert 'No mistakes to diagnose' in (run/'notebooks'/'09_diagnosis.ipynb').read_text()  # what the stage said
+    assert len(pd.read_csv(run/'hard'/'diagnosis_check.csv'))  # the planted checks still measure the rules
+    for fig in ['diagnosis_shares.png', 'diagnosis_examples.png', 'cam_grid.png', 'image_stats.png', 'slices.png']:
+        assert not (run/'figures'/fig).exists(), fig  # no figure drawn from nothing
+    assert not (run/'gradcam_outputs'/'misclassified').exists() and not (run/'gradcam_outputs'/'slices').exists()
+    words = 'The model made no mistakes on these 20 test images'
+    report = (run/'report.html').read_text()
+    assert words in report and 'No mistakes to diagnose' in report and 'No failure slices' in report
+    assert 'Not in this run' not in report and 'Worst class' not in report and 'Every class: F1 1.0000' in report
+    assert 'Within each true class' not in report  # no per-class comparison of mistakes that are not there
+    assert words in (run/'gallery.html').read_text()
 
 def test_integer_folders_are_output_indices(stock, capsys):
     "ImageNet-V2's folders 0…999: read as numbers (and said so), not as the string order the folder listing gives."
@@ -160,6 +181,9 @@ def test_three_stock_models_in_one_command_then_compare(stock, tmp_path, monkeyp
         assert row.n == 20 and row.accuracy == pytest.approx(json.loads((runs/row.model/'metrics.json').read_text())['accuracy'])
     assert len(pd.read_csv(out/'examples.csv')) == 20
     assert (runs/'three'/'report.html').exists() and (runs/'three'/'gallery.html').exists()
+    perfect = models_csv.model[(models_csv.misclassified == 0) & (models_csv.low_confidence == 0)].tolist()
+    assert 'three-lite0' in perfect  # right and sure on all 20 photos (as in the name-folder probe): said in words
+    assert f"<strong>No mistakes:</strong> {', '.join(perfect)}" in (runs/'three'/'report.html').read_text()
     # the compare command on two of the runs, by name under --runs; one run alone is refused and writes nothing
     r = in_process('compare', 'three-lite0', 'three-lite2', '--name', 'two', cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -171,3 +195,27 @@ def test_several_files_need_one_model_each(stock, tmp_path, monkeypatch, capsys)
     r = in_process('probe', '--model', ARCH, '--weights', stock/'lite0.pt', '--weights', stock/'lite1.pt', '--data', 'imagefolder',
                    '--data-root', stock/'wnid', '--nbs', NBS, cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
     assert r.returncode == 2 and '2 --weights but 1 --model' in r.stderr and not (tmp_path/'runs').exists()
+
+def test_cli_probe_one_image_per_class_mistakes_of_one_class(stock, tmp_path):
+    """Edge runs through every default stage (#39): split folders whose test split holds one photo per class, and whose only
+    mistakes are of one class (a goose photo filed as 'tabby', a class the model may not predict here); the training split
+    gives the later stages neighbours, label issues and the spurious-context check to run on."""
+    root = tmp_path/'split'
+    write_imagenet_photos(root, 'name', 'train'); write_imagenet_photos(root, 'name', 'test')
+    sorted((root/'test'/'jeep').iterdir())[1].unlink()  # the second jeep: one image per class
+    (root/'test'/'goose').rename(root/'test'/'tabby')
+    r = cli('probe', '--model', ARCH, '--weights', stock/'lite0.pt', '--data', 'imagefolder', '--data-root', root,
+            '--classes', stock/'imagenet_classes.txt', *BUDGETS, '--nbs', NBS, '--name', 'oneper', cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    run = tmp_path/'runs'/'oneper'
+    done = json.loads((run/'pipeline.json').read_text())['stages']
+    assert list(done) == PROBE_STAGES and all(v['status'] == 'done' for v in done.values()), done
+    pred = pd.read_csv(run/'predictions.csv'); names = pd.read_csv(run/'class_names.csv').name.tolist()
+    assert len(pred) == 19 and (pred.label.value_counts() == 1).all()
+    wrong = pred[pred.label != pred.pred]
+    assert {names[c] for c in wrong.label} == {'tabby'}, wrong  # every mistake of one class
+    diag = pd.read_csv(run/'hard'/'diagnosis.csv')
+    assert set(wrong['index']) <= set(diag['index']) and diag.diagnosis.notna().all()
+    report = (run/'report.html').read_text()
+    assert 'The model made no mistakes' not in report and 'Why each mistake' in report and 'Not in this run' not in report
+    assert (run/'figures'/'diagnosis_shares.png').exists() and (run/'gallery.html').exists()
