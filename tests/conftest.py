@@ -27,6 +27,26 @@ TINY_RUN = ['--preset', 'tiny', '-p', 'device=cpu', '-p', 'train.n_train=128', '
 # what stage 11 (baselines) writes in a run
 BASELINES_OUT = ['baselines', *(f'figures/{f}' for f in BASELINE_FIGURES)]
 
+# A stock ImageNet model probed on the 20 real photos of the foolbox wheel (test_stock_probe, test_edge_runs): its architecture,
+# and the later stages on the budgets of 20 photos (small CAM and corruption passes)
+STOCK_ARCH = 'timm:tf_efficientnet_lite0'
+STOCK_BUDGETS = ['--preset', 'tiny', '-p', 'robustness.max_images=20', '-p', 'robustness.cam_images=8', '-p', 'robustness.max_cams=20',
+                 '-p', 'gradcam.max_images=6', '-p', 'gallery.max_per_set=8']
+
+@pytest.fixture(scope='session')
+def stock(tmp_path_factory):
+    "A plain timm state_dict of EfficientNet-Lite0's real ImageNet weights (1000 outputs), and the 20 photos in three layouts."
+    import torch, timm
+    from probing_sota.data import write_imagenet_photos
+    from probing_sota.models import create_model
+    d = tmp_path_factory.mktemp('stock')
+    for n in ('lite0', 'lite1', 'lite2'):
+        model, _ = create_model(f'efficientnet_{n}'); torch.save(model.state_dict(), d/f'{n}.pt')
+    for layout in ('wnid', 'name', 'index'): write_imagenet_photos(d/layout, layout)
+    info = timm.data.ImageNetInfo('imagenet-1k')
+    (d/'imagenet_classes.txt').write_text('\n'.join(info.index_to_description(i).split(',')[0].strip() for i in range(1000)) + '\n')
+    return d
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path):
     "Each test gets its own torch cache, data cache and image-folder cache, so nothing leaks between tests or from the machine."
@@ -66,6 +86,10 @@ def tiny_pipeline(tmp_path_factory):
 def tiny_run(tiny_pipeline)->Path:
     "The shared tiny run's folder (read only)."
     return tiny_pipeline[0]
+
+def run_cli(*args, cwd:Path, timeout:int=1200)->subprocess.CompletedProcess:
+    "`probing-sota ARGS` in a process of its own, from `cwd`, its output captured."
+    return subprocess.run([str(EXE), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 def in_process(*args, cwd:Path, capsys, monkeypatch)->subprocess.CompletedProcess:
     """`probing-sota ARGS` run by its entry point in this process, from `cwd`: what the command gives (code, stdout, stderr)

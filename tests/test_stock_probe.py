@@ -1,33 +1,16 @@
 """Probing a stock ImageNet model (real EfficientNet-Lite0 weights) on real photos of a subset of its classes: by WordNet id, by
 name with a names file, by output index, several outputs per class; the scoring checked against timm's own; bad mappings refused."""
-import json, subprocess, sys
+import json
 from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch, timm
-from probing_sota.data import write_imagenet_photos, imagenet_photos, load_dataset
-from probing_sota.models import create_model, load_model_file, decode_size
+from probing_sota.data import imagenet_photos, load_dataset
+from probing_sota.models import load_model_file, decode_size
 from probing_sota.pipeline import PROBE_STAGES
-from conftest import in_process
+from conftest import in_process, run_cli, STOCK_ARCH as ARCH, STOCK_BUDGETS as BUDGETS
 
 NBS = Path(__file__).resolve().parent.parent/'nbs'
-EXE = Path(sys.executable).parent/'probing-sota'
-ARCH = 'timm:tf_efficientnet_lite0'
-# the later stages on the budgets of 20 photos: small CAM and corruption passes, no from-scratch baselines to train
-BUDGETS = ['--preset', 'tiny', '-p', 'robustness.max_images=20', '-p', 'robustness.cam_images=8', '-p', 'robustness.max_cams=20',
-           '-p', 'gradcam.max_images=6', '-p', 'gallery.max_per_set=8']
 
-def cli(*args, cwd):
-    return subprocess.run([str(EXE), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=1200)
-
-@pytest.fixture(scope='module')
-def stock(tmp_path_factory):
-    "A plain timm state_dict of EfficientNet-Lite0's real ImageNet weights (1000 outputs), and the 20 photos in three layouts."
-    d = tmp_path_factory.mktemp('stock')
-    for n in ('lite0', 'lite1', 'lite2'):
-        model, _ = create_model(f'efficientnet_{n}'); torch.save(model.state_dict(), d/f'{n}.pt')
-    for layout in ('wnid', 'name', 'index'): write_imagenet_photos(d/layout, layout)
-    info = timm.data.ImageNetInfo('imagenet-1k')
-    (d/'imagenet_classes.txt').write_text('\n'.join(info.index_to_description(i).split(',')[0].strip() for i in range(1000)) + '\n')
-    return d
+cli = run_cli  # probing-sota in a process of its own
 
 def stock_logits(model_file:Path, root:Path)->tuple:
     "The plain timm model's 1000 logits on the folder's photos, with the preprocessing a probe of the file uses; and the data."
@@ -102,6 +85,8 @@ def test_cli_probe_stock_model_on_name_folders_with_names_file(stock, tmp_path):
     assert 'Not in this run' not in report and 'Worst class' not in report and 'Every class: F1 1.0000' in report
     assert 'Within each true class' not in report  # no per-class comparison of mistakes that are not there
     assert words in (run/'gallery.html').read_text()
+    from probing_sota.gallery import Gallery
+    assert words in Gallery(run).widget.children[1].value  # the notebook's widget says it above its controls
 
 def test_integer_folders_are_output_indices(stock, capsys):
     "ImageNet-V2's folders 0…999: read as numbers (and said so), not as the string order the folder listing gives."
@@ -195,27 +180,3 @@ def test_several_files_need_one_model_each(stock, tmp_path, monkeypatch, capsys)
     r = in_process('probe', '--model', ARCH, '--weights', stock/'lite0.pt', '--weights', stock/'lite1.pt', '--data', 'imagefolder',
                    '--data-root', stock/'wnid', '--nbs', NBS, cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)
     assert r.returncode == 2 and '2 --weights but 1 --model' in r.stderr and not (tmp_path/'runs').exists()
-
-def test_cli_probe_one_image_per_class_mistakes_of_one_class(stock, tmp_path):
-    """Edge runs through every default stage (#39): split folders whose test split holds one photo per class, and whose only
-    mistakes are of one class (a goose photo filed as 'tabby', a class the model may not predict here); the training split
-    gives the later stages neighbours, label issues and the spurious-context check to run on."""
-    root = tmp_path/'split'
-    write_imagenet_photos(root, 'name', 'train'); write_imagenet_photos(root, 'name', 'test')
-    sorted((root/'test'/'jeep').iterdir())[1].unlink()  # the second jeep: one image per class
-    (root/'test'/'goose').rename(root/'test'/'tabby')
-    r = cli('probe', '--model', ARCH, '--weights', stock/'lite0.pt', '--data', 'imagefolder', '--data-root', root,
-            '--classes', stock/'imagenet_classes.txt', *BUDGETS, '--nbs', NBS, '--name', 'oneper', cwd=tmp_path)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    run = tmp_path/'runs'/'oneper'
-    done = json.loads((run/'pipeline.json').read_text())['stages']
-    assert list(done) == PROBE_STAGES and all(v['status'] == 'done' for v in done.values()), done
-    pred = pd.read_csv(run/'predictions.csv'); names = pd.read_csv(run/'class_names.csv').name.tolist()
-    assert len(pred) == 19 and (pred.label.value_counts() == 1).all()
-    wrong = pred[pred.label != pred.pred]
-    assert {names[c] for c in wrong.label} == {'tabby'}, wrong  # every mistake of one class
-    diag = pd.read_csv(run/'hard'/'diagnosis.csv')
-    assert set(wrong['index']) <= set(diag['index']) and diag.diagnosis.notna().all()
-    report = (run/'report.html').read_text()
-    assert 'The model made no mistakes' not in report and 'Why each mistake' in report and 'Not in this run' not in report
-    assert (run/'figures'/'diagnosis_shares.png').exists() and (run/'gallery.html').exists()
