@@ -11,7 +11,7 @@ FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 # (06_gradcam's notebook took 51 s so beside 08_robustness, 13 s with one thread).
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: run test setup check-export readme docs clean-nbs nbs system-data
+.PHONY: run test coverage setup check-export readme docs clean-nbs nbs system-data
 
 run: $(STAMP)
 	$(BIN)/probing-sota run --preset quickstart
@@ -24,13 +24,35 @@ SWEEP := $(BIN)/python -c "from probing_sota.core import sweep_scratch; sweep_sc
 export TORCHINDUCTOR_CACHE_DIR := $(CURDIR)/.cache/torchinductor
 # The tests' and notebooks' processes keep freed memory for reuse, as the stages' kernels do (pipeline.KERNEL_MALLOC's values:
 # glibc otherwise hands each large block back and the next batch faults it in again, a third of a forward pass on 2 cores).
-test nbs: export MALLOC_MMAP_THRESHOLD_ = 33554432
-test nbs: export MALLOC_TRIM_THRESHOLD_ = 17179869184
+test nbs coverage: export MALLOC_MMAP_THRESHOLD_ = 33554432
+test nbs coverage: export MALLOC_TRIM_THRESHOLD_ = 17179869184
 test: $(STAMP) check-export
 	$(BIN)/python tools/readme.py --check
 	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers $(JOBS) --timing; rc=$$?; $(SWEEP); exit $$rc
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -q -rs --durations=25 -n $(JOBS) --dist loadfile --basetemp=$(PYTEST_TMP); \
 	  rc=$$?; $(SWEEP); if [ $$rc = 0 ]; then rm -rf $(PYTEST_TMP); else echo "the failed tests' folders: $(PYTEST_TMP)"; fi; exit $$rc
+
+# Line coverage of probing_sota/ over what `make test` runs: nbdev_test's notebooks, pytest, and every Python process they
+# start (papermill's stage kernels and the zygote's forks, torchrun's ranks, the CLI), through coverage.py's own patches
+# (tools/coverage.ini); the notebooks' exported cells count as their modules' lines (tools/coverage_cells.py). Per module
+# on screen and in .cache/coverage/coverage.json. A part: make coverage NB=nbs/05_hard_examples.ipynb TESTS=tests/test_cli.py
+COVERAGE := coverage==7.18.0
+TESTS ?= tests
+COV_DIR := $(CURDIR)/.cache/coverage
+coverage: export COVERAGE_RCFILE = $(CURDIR)/tools/coverage.ini
+coverage: export PROBING_SOTA_COVERAGE_DIR = $(COV_DIR)
+coverage: export PROBING_SOTA_COVERAGE_SOURCE = $(CURDIR)/probing_sota
+coverage: export IPYTHONDIR = $(COV_DIR)/ipython
+coverage: $(STAMP) check-export
+	$(BIN)/python -m pip install -qq $(COVERAGE)
+	rm -rf $(COV_DIR) && mkdir -p $(COV_DIR) && $(BIN)/python tools/coverage_cells.py startup $(IPYTHONDIR)
+	OMP_NUM_THREADS=1 $(BIN)/coverage run tools/coverage_cells.py nbdev_test --n_workers $(JOBS) $(if $(NB),--path $(NB)); \
+	  rc=$$?; $(SWEEP); exit $$rc
+	OMP_NUM_THREADS=1 $(BIN)/coverage run -m pytest $(TESTS) -q -n $(JOBS) --dist loadfile \
+	  --basetemp=$(PYTEST_TMP)-cov; rc=$$?; $(SWEEP); if [ $$rc = 0 ]; then rm -rf $(PYTEST_TMP)-cov; fi; exit $$rc
+	$(BIN)/coverage combine -q
+	$(BIN)/coverage report
+	$(BIN)/coverage json -q -o $(COV_DIR)/coverage.json
 
 setup: $(STAMP)
 
